@@ -1,0 +1,102 @@
+//! The memory-only backend: the lab's "no WAL" store. A crash loses everything, which is
+//! exactly what the runbook sets out to show.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use crate::StoreError;
+use crate::backend::{
+    BackendKind, CheckpointOutcome, CrashMode, Durability, KvBackend, Stats, Value, WalListing,
+    WriteAck,
+};
+
+/// A map in memory behind a read-write lock.
+#[derive(Debug, Default)]
+pub struct MemoryBackend {
+    map: RwLock<BTreeMap<String, Value>>,
+}
+
+impl MemoryBackend {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Value>> {
+        // A panic while holding the lock cannot leave the map half-updated (every update is
+        // a single BTreeMap call), so a poisoned lock is still a consistent map.
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Value>> {
+        self.map.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl KvBackend for MemoryBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Memory
+    }
+
+    fn durability(&self) -> Durability {
+        Durability {
+            survives_process_crash: false,
+            survives_power_loss: false,
+            summary: "none: data lives only in this process's memory; a crash loses everything"
+                .into(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.read().get(key).cloned())
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<WriteAck, StoreError> {
+        self.write().insert(key.to_owned(), Value::from(value));
+        Ok(WriteAck::default())
+    }
+
+    fn delete(&self, key: &str) -> Result<Option<WriteAck>, StoreError> {
+        Ok(self.write().remove(key).map(|_| WriteAck::default()))
+    }
+
+    fn list(&self) -> Result<Vec<(String, Value)>, StoreError> {
+        Ok(self
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    fn clear(&self) -> Result<WriteAck, StoreError> {
+        self.write().clear();
+        Ok(WriteAck::default())
+    }
+
+    fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
+        Err(StoreError::Unsupported(
+            "WAL is not enabled: the memory backend keeps no log to checkpoint; use port 8001 (KV_BACKEND=wal)"
+                .into(),
+        ))
+    }
+
+    fn wal_entries(&self, _limit: usize) -> Result<Option<WalListing>, StoreError> {
+        Ok(None)
+    }
+
+    fn recovered_entries(&self) -> u64 {
+        0
+    }
+
+    fn stats(&self) -> Stats {
+        Stats::new()
+    }
+
+    fn prepare_crash(&self, _mode: CrashMode) -> Result<Stats, StoreError> {
+        Ok(Stats::new())
+    }
+}

@@ -1,0 +1,80 @@
+//! The engine's errors. Corruption names the file and offset; I/O names the path and the
+//! operation, so a user can find what went wrong without a debugger.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Everything the engine can fail with.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What the engine was doing (`write`, `fdatasync`, `rename`, ...).
+        op: &'static str,
+        /// The file or directory it was doing it to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// A log segment or snapshot holds bytes that are not what the engine wrote, somewhere
+    /// a crash cannot explain (the recovery mode decides what counts as explainable).
+    #[error("corrupt {file} at byte {offset}: {reason}")]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// An earlier write or sync failed, so what is on disk is unknown; the engine refuses
+    /// writes until it is reopened and recovery has looked at the disk again.
+    #[error("the log is poisoned by an earlier failure ({cause}); restart to recover")]
+    Poisoned {
+        /// The failure that poisoned the engine.
+        cause: String,
+    },
+    /// A key or value is too large to be framed as one record.
+    #[error("record of {bytes} bytes is over the limit of {limit} bytes")]
+    TooLarge {
+        /// The record's size.
+        bytes: usize,
+        /// The largest record the engine accepts.
+        limit: usize,
+    },
+    /// The configuration cannot work (for example a directory that is a file).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Wrap an `io::Error` with what was being done and where.
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { op, path, source }
+    }
+
+    /// A corruption report.
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,57 @@
+//! walab's write-ahead log engine.
+//!
+//! A key-value state kept in memory, made durable by a log of records on disk and
+//! periodic snapshots (checkpoints). Synchronous and std-only: no async runtime, no HTTP.
+//!
+//! # Guarantees
+//! - A write is applied to the state only after its record is written (and, under
+//!   [`SyncPolicy::Always`], synced), in sequence order; it is acknowledged after that.
+//! - Sequence numbers strictly increase for the life of a data directory: across
+//!   checkpoints, restarts, crashes and clears.
+//! - A failed write or sync fails every write of its batch, leaves the state unchanged and
+//!   poisons the engine: it refuses writes until reopened. A failed sync is never retried
+//!   as if the data were safe.
+//! - Recovery applies the newest snapshot and every valid record after it; it cuts off a
+//!   torn tail and reports it, and refuses to start on damage a crash cannot explain
+//!   (depending on [`RecoveryMode`]).
+//!
+//! # Layout
+//! - [`config`]: [`Config`], [`SyncPolicy`], [`RecoveryMode`].
+//! - [`record`]: the record format; encode and decode.
+//! - [`segment`]: segment files: naming, header, listing.
+//! - [`reader`]: reading a segment back and classifying how it ends.
+//! - [`snapshot`]: snapshot files: atomic write, verified load.
+//! - [`recovery`]: open a directory: snapshot + replay + torn-tail repair.
+//! - [`commit`]: the append path and group commit.
+//! - [`checkpoint`]: snapshot the state and drop redundant segments while writers go on.
+//! - [`engine`]: [`Engine`], the facade.
+//! - [`fs`]: the storage seam: the real file system and a simulated one for crash tests.
+//! - [`observer`]: hooks for metrics and traces.
+//!
+//! The on-disk format is specified in `DESIGN.md` beside this crate.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod checkpoint;
+pub mod commit;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod fs;
+pub mod observer;
+pub mod reader;
+pub mod record;
+pub mod recovery;
+pub mod report;
+pub mod segment;
+pub mod snapshot;
+
+pub use config::{Config, RecoveryMode, SyncPolicy};
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use observer::Observer;
+pub use record::Op;
+pub use report::{
+    BatchSizes, CheckpointReport, Commit, LogEntry, PowerLossReport, RecoveryReport, SnapshotInfo,
+    Stats,
+};

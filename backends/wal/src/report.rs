@@ -1,0 +1,160 @@
+//! Plain values the engine hands out: what recovery found, what a checkpoint did, the
+//! counters behind `/admin/stats`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{RecoveryMode, SyncPolicy};
+use crate::record::Op;
+
+/// The answer to an accepted write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The write's sequence number: strictly increasing for the life of the directory.
+    pub sequence: u64,
+}
+
+/// The snapshot recovery started from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The last sequence number the snapshot covers.
+    pub sequence: u64,
+    /// Its size on disk.
+    pub bytes: u64,
+    /// How many keys it holds.
+    pub keys: u64,
+}
+
+/// What recovery found and did.
+#[derive(Debug, Clone)]
+pub struct RecoveryReport {
+    /// The recovery mode in force.
+    pub mode: RecoveryMode,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<SnapshotInfo>,
+    /// Log segments read.
+    pub segments_read: usize,
+    /// Records applied after the snapshot.
+    pub records_replayed: u64,
+    /// Bytes of log cut off as a torn tail (or, in point-in-time mode, after damage).
+    pub torn_bytes_discarded: u64,
+    /// Where the cut was made, if one was.
+    pub torn_at: Option<(PathBuf, u64)>,
+    /// The last sequence number recovered (0 for an empty directory).
+    pub last_sequence: u64,
+    /// Wall time from open to ready.
+    pub duration: Duration,
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone)]
+pub struct CheckpointReport {
+    /// The sequence number the snapshot covers.
+    pub sequence: u64,
+    /// Keys written to the snapshot.
+    pub keys: u64,
+    /// The snapshot's size.
+    pub snapshot_bytes: u64,
+    /// Log records the snapshot made redundant.
+    pub records_truncated: u64,
+    /// Segment files deleted.
+    pub segments_removed: usize,
+    /// Wall time of the whole checkpoint.
+    pub duration: Duration,
+    /// Unix time the checkpoint finished, in microseconds.
+    pub finished_at_micros: u64,
+}
+
+/// What a simulated power loss threw away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PowerLossReport {
+    /// Bytes of the log that were synced and are kept.
+    pub synced_bytes: u64,
+    /// Bytes written but never synced, now gone.
+    pub unsynced_bytes_dropped: u64,
+    /// Bytes of a torn fragment left at the end, as a crash mid-write leaves.
+    pub torn_fragment_bytes: u64,
+}
+
+/// One record as read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Unix time of the write in microseconds.
+    pub timestamp_micros: u64,
+    /// What the record does.
+    pub op: Op,
+    /// Key bytes (empty for `Clear`).
+    pub key: Vec<u8>,
+    /// Value bytes (empty for `Delete` and `Clear`).
+    pub value: Vec<u8>,
+}
+
+/// Group-commit batch sizes: how many writes shared one write and sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchSizes {
+    /// Number of batches.
+    pub batches: u64,
+    /// Records in all batches.
+    pub records: u64,
+    /// The largest batch so far.
+    pub max: u64,
+    /// Counts per bucket: batches of size 1, 2, 3–4, 5–8, ... up to 1024 and more.
+    pub buckets: [u64; 12],
+}
+
+impl BatchSizes {
+    /// The upper bound of each bucket of [`BatchSizes::buckets`] (the last is open).
+    pub const BOUNDS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, u64::MAX];
+
+    pub(crate) fn record(&mut self, size: u64) {
+        self.batches += 1;
+        self.records += size;
+        self.max = self.max.max(size);
+        let idx = Self::BOUNDS
+            .iter()
+            .position(|&b| size <= b)
+            .unwrap_or(Self::BOUNDS.len() - 1);
+        self.buckets[idx] += 1;
+    }
+}
+
+/// The engine's counters, for `/admin/stats` and metrics.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// The last sequence number applied.
+    pub sequence: u64,
+    /// Keys in the state.
+    pub keys: u64,
+    /// Records written since the last checkpoint.
+    pub records_since_checkpoint: u64,
+    /// The automatic checkpoint threshold.
+    pub checkpoint_threshold: u64,
+    /// The sync policy.
+    pub sync: SyncPolicy,
+    /// Whether group commit is on.
+    pub group_commit: bool,
+    /// Bytes in all live segments.
+    pub log_bytes: u64,
+    /// Live segment files.
+    pub segments: u64,
+    /// Records appended since open.
+    pub appends: u64,
+    /// Bytes written to the log since open.
+    pub bytes_written: u64,
+    /// Syncs of the log since open (request path and background).
+    pub fsyncs: u64,
+    /// Time spent in those syncs.
+    pub fsync_time: std::time::Duration,
+    /// Batch sizes since open.
+    pub batch_sizes: BatchSizes,
+    /// Checkpoints taken since open.
+    pub checkpoints: u64,
+    /// Whether a checkpoint is being written right now.
+    pub checkpoint_running: bool,
+    /// The last checkpoint since open.
+    pub last_checkpoint: Option<CheckpointReport>,
+    /// The failure that poisoned the engine, if one did.
+    pub poisoned: Option<String>,
+}
