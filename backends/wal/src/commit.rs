@@ -1,1 +1,167 @@
-//! (in progress)
+//! The append path and group commit.
+//!
+//! Every writer puts its record in the queue, taking the next sequence number. If no batch
+//! is being written, it becomes the leader: it takes everything queued (up to
+//! `max_batch_records`; one record when group commit is off), writes it with one `write()`,
+//! syncs once if the policy says so, applies the records to the state in order, and posts
+//! every writer's result. Writers that arrived while a sync ran wait on a condition
+//! variable and are carried by the next leader, so under load one fdatasync serves many
+//! writes.
+//!
+//! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
+//! engine: everything queued after it fails too, and nothing is written until reopen.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use crate::config::SyncPolicy;
+use crate::engine::{Bytes, Shared, apply, lock};
+use crate::error::{Error, Result};
+use crate::record::{self, Op, RecordRef};
+
+/// One write waiting to be logged.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteOp {
+    pub op: Op,
+    pub key: Bytes,
+    pub value: Bytes,
+    pub timestamp_micros: u64,
+}
+
+#[derive(Debug)]
+struct Queued {
+    sequence: u64,
+    write: WriteOp,
+}
+
+/// What a finished write tells its writer: whether the key existed, or why it failed.
+type Outcome = std::result::Result<bool, String>;
+
+/// Writes waiting for a leader, and results waiting for their writers.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    next_sequence: u64,
+    waiting: VecDeque<Queued>,
+    leader_active: bool,
+    results: HashMap<u64, Outcome>,
+    /// Why the engine refuses writes, once it does.
+    pub poisoned: Option<String>,
+    /// Reused between batches to avoid an allocation per batch.
+    buf: Vec<u8>,
+}
+
+impl Queue {
+    pub(crate) fn new(next_sequence: u64) -> Self {
+        Queue {
+            next_sequence,
+            waiting: VecDeque::new(),
+            leader_active: false,
+            results: HashMap::new(),
+            poisoned: None,
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// Log `write` and apply it; returns its sequence number and whether the key existed.
+pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
+    let mut q = lock(&s.queue);
+    if let Some(cause) = &q.poisoned {
+        return Err(Error::Poisoned {
+            cause: cause.clone(),
+        });
+    }
+    let sequence = q.next_sequence;
+    q.next_sequence += 1;
+    q.waiting.push_back(Queued { sequence, write });
+    loop {
+        if let Some(outcome) = q.results.remove(&sequence) {
+            return outcome
+                .map(|existed| (sequence, existed))
+                .map_err(|cause| Error::Poisoned { cause });
+        }
+        if !q.leader_active {
+            q.leader_active = true;
+            let max = if s.config.group_commit {
+                s.config.max_batch_records.max(1)
+            } else {
+                1
+            };
+            let n = q.waiting.len().min(max);
+            let batch: Vec<Queued> = q.waiting.drain(..n).collect();
+            let mut buf = std::mem::take(&mut q.buf);
+            let poisoned = q.poisoned.clone();
+            drop(q);
+            let outcomes = match poisoned {
+                Some(cause) => vec![Err(cause); batch.len()],
+                None => lead(s, &batch, &mut buf),
+            };
+            q = lock(&s.queue);
+            q.buf = buf;
+            for (item, outcome) in batch.iter().zip(outcomes) {
+                q.results.insert(item.sequence, outcome);
+            }
+            q.leader_active = false;
+            s.queue_cv.notify_all();
+            continue;
+        }
+        q = s.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Write, sync and apply one batch. Runs with no queue lock held, holding the log lock.
+fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
+    buf.clear();
+    for item in batch {
+        record::encode(
+            &RecordRef {
+                sequence: item.sequence,
+                timestamp_micros: item.write.timestamp_micros,
+                op: item.write.op,
+                key: &item.write.key,
+                value: &item.write.value,
+            },
+            buf,
+        );
+    }
+    let mut log = lock(&s.log);
+    let written = (|| -> Result<Option<std::time::Duration>> {
+        if log.is_full() {
+            log.rotate(batch[0].sequence)?;
+        }
+        log.append(buf, batch.len())?;
+        match s.config.sync {
+            SyncPolicy::Always => log.sync().map(Some),
+            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(None),
+        }
+    })();
+    let sync = match written {
+        Ok(sync) => sync,
+        Err(e) => {
+            drop(log);
+            let cause = e.to_string();
+            s.poison(&cause);
+            return vec![Err(cause); batch.len()];
+        }
+    };
+    log.counters.batch_sizes.record(batch.len() as u64);
+    // Applied only now that the records are written (and synced, under `always`), in
+    // sequence order, while the log lock keeps checkpoints from seeing a half-applied batch.
+    let mut state = s.write_state();
+    let outcomes = batch
+        .iter()
+        .map(|item| {
+            let w = &item.write;
+            Ok(apply(&mut state, w.op, w.key.clone(), w.value.clone()))
+        })
+        .collect();
+    drop(state);
+    if let Some(last) = batch.last() {
+        s.applied.store(last.sequence, Ordering::Release);
+    }
+    if let Some(obs) = &s.config.observer {
+        obs.batch_written(batch.len(), buf.len(), sync);
+    }
+    drop(log);
+    outcomes
+}

@@ -1,1 +1,505 @@
-//! (in progress)
+//! The storage seam: every file-system call the engine makes goes through [`Fs`].
+//!
+//! [`RealFs`] is `std::fs` with real `fdatasync`. [`SimFs`] keeps, for every file, what was
+//! written apart from what was synced, and for the directory, which names were synced, so
+//! a test can cut the power at any moment and reopen what a real disk might hold: each
+//! unsynced write landed, lost, or landed as garbage; each unsynced create, rename or
+//! delete done or not. It can also fail a chosen write or sync with ENOSPC or EIO.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An open file the engine writes to. Writes always go to the end.
+pub trait FsFile: Send + fmt::Debug {
+    /// Append `buf` at the end of the file.
+    fn append(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Make the file's data durable (fdatasync).
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Cut the file to `len` bytes; later appends go after them.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// The file-system operations the engine needs.
+pub trait Fs: Send + Sync + fmt::Debug {
+    /// Create a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// A whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Create `path` empty (replacing any file there) and open it for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Open an existing file for appending.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Rename a file, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Delete a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Make the directory's entries (creates, renames, deletes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealFile(File);
+
+impl FsFile for RealFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        // The file is opened with O_APPEND, so the next write lands at the new end.
+        self.0.set_len(len)
+    }
+}
+
+impl Fs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        drop(file);
+        self.open_append(path)
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().append(true).open(path)?;
+        Ok(Box::new(RealFile(file)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Which call a [`Fault`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// A file append.
+    Write,
+    /// A file data sync or a directory sync.
+    Sync,
+}
+
+/// A failure to inject: the `nth` matching call from now (0 = the next) fails with `kind`.
+/// A failed write may leave a prefix of its bytes behind, as a real short write does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    /// Which call.
+    pub op: FaultOp,
+    /// How many matching calls succeed first.
+    pub nth: u64,
+    /// The error, e.g. `StorageFull` (ENOSPC) or `Other` standing for EIO.
+    pub kind: io::ErrorKind,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SimFile {
+    /// What a reader sees now.
+    live: Vec<u8>,
+    /// What survives a power loss for sure.
+    durable: Vec<u8>,
+    /// Changes since the last sync, oldest first.
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { at: usize, data: Vec<u8> },
+    Truncate(usize),
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    files: BTreeMap<u64, SimFile>,
+    live_names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    dirs: Vec<PathBuf>,
+    next_inode: u64,
+    faults: Vec<Fault>,
+    /// Once set, every call fails: the power is out and the process is as good as dead.
+    dead: bool,
+    /// Cut the power when this many more syncs have been asked for.
+    power_cut_after_syncs: Option<u64>,
+    syncs: u64,
+    rng: u64,
+}
+
+/// A simulated file system that keeps written and durable images apart.
+#[derive(Clone, Default)]
+pub struct SimFs {
+    state: Arc<Mutex<SimState>>,
+}
+
+impl fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimFs").finish_non_exhaustive()
+    }
+}
+
+fn dead() -> io::Error {
+    io::Error::other("simulated power loss: the machine is off")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl SimState {
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: small and deterministic for a given seed.
+        let mut x = self.rng.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn check_alive(&self) -> io::Result<()> {
+        if self.dead { Err(dead()) } else { Ok(()) }
+    }
+
+    /// Take the fault that matches `op` if its turn has come.
+    fn take_fault(&mut self, op: FaultOp) -> Option<io::ErrorKind> {
+        let idx = self.faults.iter().position(|f| f.op == op)?;
+        if self.faults[idx].nth == 0 {
+            Some(self.faults.remove(idx).kind)
+        } else {
+            self.faults[idx].nth -= 1;
+            None
+        }
+    }
+
+    /// Count a sync; cut the power if its time has come.
+    fn sync_point(&mut self) -> io::Result<()> {
+        self.check_alive()?;
+        self.syncs += 1;
+        if let Some(n) = self.power_cut_after_syncs {
+            if n == 0 {
+                self.dead = true;
+                return Err(dead());
+            }
+            self.power_cut_after_syncs = Some(n - 1);
+        }
+        if let Some(kind) = self.take_fault(FaultOp::Sync) {
+            return Err(io::Error::new(kind, "injected sync failure"));
+        }
+        Ok(())
+    }
+
+    fn inode(&self, path: &Path) -> io::Result<u64> {
+        self.live_names
+            .get(path)
+            .copied()
+            .ok_or_else(|| not_found(path))
+    }
+}
+
+impl SimFs {
+    /// An empty file system whose power-loss choices follow `seed`.
+    pub fn new(seed: u64) -> Self {
+        let fs = SimFs::default();
+        fs.lock().rng = seed | 1;
+        fs
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fail a future call (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// Cut the power at the `n`-th sync from now (0 = the next): that sync and every
+    /// later call fail, as if the machine went off mid-call.
+    pub fn cut_power_at_sync(&self, n: u64) {
+        self.lock().power_cut_after_syncs = Some(n);
+    }
+
+    /// Syncs asked for so far.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+
+    /// What the disk holds after the power comes back: a new file system built from the
+    /// durable image, with each unsynced change kept, lost or (for writes) turned into
+    /// garbage, chosen by the seed. With `keep_all_unsynced`, every change is kept (what a
+    /// process crash leaves: the OS still has it all).
+    pub fn after_power_loss(&self, keep_all_unsynced: bool) -> SimFs {
+        let mut st = self.lock();
+        let mut next = SimState {
+            rng: st.next_rand() | 1,
+            next_inode: st.next_inode,
+            dirs: st.dirs.clone(),
+            ..SimState::default()
+        };
+        let names: Vec<(PathBuf, Option<u64>, Option<u64>)> = {
+            let mut all: BTreeMap<PathBuf, (Option<u64>, Option<u64>)> = BTreeMap::new();
+            for (p, &i) in &st.live_names {
+                all.entry(p.clone()).or_default().0 = Some(i);
+            }
+            for (p, &i) in &st.durable_names {
+                all.entry(p.clone()).or_default().1 = Some(i);
+            }
+            all.into_iter().map(|(p, (l, d))| (p, l, d)).collect()
+        };
+        for (path, live, durable) in names {
+            let chosen = if keep_all_unsynced || live == durable || st.next_rand() % 2 == 0 {
+                live
+            } else {
+                durable
+            };
+            if let Some(inode) = chosen {
+                next.live_names.insert(path.clone(), inode);
+                next.durable_names.insert(path, inode);
+            }
+        }
+        let inodes: Vec<u64> = next.live_names.values().copied().collect();
+        for inode in inodes {
+            let Some(file) = st.files.get(&inode).cloned() else {
+                continue;
+            };
+            let mut data = file.durable.clone();
+            for change in &file.pending {
+                let roll = if keep_all_unsynced {
+                    0
+                } else {
+                    st.next_rand() % 3
+                };
+                match (change, roll) {
+                    (_, 1) => {}
+                    (Pending::Truncate(len), _) => data.truncate(*len),
+                    (Pending::Write { at, data: bytes }, r) => {
+                        let end = at + bytes.len();
+                        if data.len() < end {
+                            data.resize(end, 0);
+                        }
+                        if r == 0 {
+                            data[*at..end].copy_from_slice(bytes);
+                        } else {
+                            for b in &mut data[*at..end] {
+                                *b = st.next_rand() as u8;
+                            }
+                        }
+                    }
+                }
+            }
+            next.files.insert(
+                inode,
+                SimFile {
+                    live: data.clone(),
+                    durable: data,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        SimFs {
+            state: Arc::new(Mutex::new(next)),
+        }
+    }
+
+    /// A file's current bytes, for tests that damage them.
+    pub fn read_live(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.lock();
+        let inode = st.live_names.get(path)?;
+        st.files.get(inode).map(|f| f.live.clone())
+    }
+
+    /// Replace a file's bytes, durably, as a disk fault would.
+    pub fn overwrite(&self, path: &Path, bytes: Vec<u8>) {
+        let mut st = self.lock();
+        if let Some(&inode) = st.live_names.get(path)
+            && let Some(f) = st.files.get_mut(&inode)
+        {
+            f.live = bytes.clone();
+            f.durable = bytes;
+            f.pending.clear();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SimHandle {
+    fs: SimFs,
+    inode: u64,
+}
+
+impl FsFile for SimHandle {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut st = self.fs.lock();
+        st.check_alive()?;
+        let fault = st.take_fault(FaultOp::Write);
+        let keep = match fault {
+            Some(_) if buf.is_empty() => 0,
+            Some(_) => (st.next_rand() as usize) % buf.len(),
+            None => buf.len(),
+        };
+        let file = st.files.entry(self.inode).or_default();
+        let at = file.live.len();
+        file.live.extend_from_slice(&buf[..keep]);
+        if keep > 0 {
+            file.pending.push(Pending::Write {
+                at,
+                data: buf[..keep].to_vec(),
+            });
+        }
+        match fault {
+            Some(kind) => Err(io::Error::new(kind, "injected write failure")),
+            None => Ok(()),
+        }
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let mut st = self.fs.lock();
+        st.sync_point()?;
+        let file = st.files.entry(self.inode).or_default();
+        file.durable = file.live.clone();
+        file.pending.clear();
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut st = self.fs.lock();
+        st.check_alive()?;
+        let file = st.files.entry(self.inode).or_default();
+        let len = len as usize;
+        file.live.resize(len, 0);
+        file.pending.push(Pending::Truncate(len));
+        Ok(())
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_alive()?;
+        if !st.dirs.iter().any(|d| d == dir) {
+            st.dirs.push(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.lock();
+        st.check_alive()?;
+        Ok(st
+            .live_names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let st = self.lock();
+        st.check_alive()?;
+        let inode = st.inode(path)?;
+        Ok(st
+            .files
+            .get(&inode)
+            .map(|f| f.live.clone())
+            .unwrap_or_default())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut st = self.lock();
+        st.check_alive()?;
+        let inode = st.next_inode;
+        st.next_inode += 1;
+        st.files.insert(inode, SimFile::default());
+        st.live_names.insert(path.to_path_buf(), inode);
+        Ok(Box::new(SimHandle {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let st = self.lock();
+        st.check_alive()?;
+        let inode = st.inode(path)?;
+        Ok(Box::new(SimHandle {
+            fs: self.clone(),
+            inode,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_alive()?;
+        let inode = st.inode(from)?;
+        st.live_names.remove(from);
+        st.live_names.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_alive()?;
+        st.inode(path)?;
+        st.live_names.remove(path);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.sync_point()?;
+        let in_dir = |p: &PathBuf| p.parent() == Some(dir);
+        st.durable_names.retain(|p, _| !in_dir(p));
+        let live: Vec<(PathBuf, u64)> = st
+            .live_names
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, &i)| (p.clone(), i))
+            .collect();
+        st.durable_names.extend(live);
+        Ok(())
+    }
+}

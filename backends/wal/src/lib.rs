@@ -38,6 +38,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fs;
+mod log;
 pub mod observer;
 pub mod reader;
 pub mod record;

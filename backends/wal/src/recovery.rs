@@ -1,1 +1,279 @@
-//! (in progress)
+//! Opening a data directory: load the newest snapshot, replay every record after it, repair
+//! a torn tail, and refuse damage a crash cannot explain.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Config, RecoveryMode};
+use crate::engine::{Bytes, State, apply};
+use crate::error::{Error, Result};
+use crate::fs::Fs;
+use crate::log::{Active, Log, LogCounters, Sealed, create_segment};
+use crate::reader::{self, End};
+use crate::record::RecordRef;
+use crate::report::{RecoveryReport, SnapshotInfo};
+use crate::segment::{self, SegmentFile};
+use crate::snapshot;
+
+/// What opening a directory produced.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub state: State,
+    /// The last sequence number in the log or snapshot.
+    pub last_sequence: u64,
+    /// The sequence the loaded snapshot covers (0 without one).
+    pub checkpoint_sequence: u64,
+    pub log: Log,
+    pub report: RecoveryReport,
+}
+
+/// Where replay stopped early, and what to cut.
+struct Cut {
+    segment: usize,
+    offset: u64,
+}
+
+/// Open `config.dir` through `fs`, recovering what is there.
+pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
+    let started = Instant::now();
+    let dir = config.dir.as_path();
+    fs.create_dir_all(dir)
+        .map_err(Error::io("create directory", dir))?;
+    let names = fs.list(dir).map_err(Error::io("list", dir))?;
+    for name in names.iter().filter(|n| snapshot::is_temporary(n)) {
+        // A snapshot that never got renamed into place: the checkpoint did not finish.
+        let path = dir.join(name);
+        fs.remove(&path).map_err(Error::io("remove", &path))?;
+    }
+
+    let snapshots = snapshot::find(dir, &names);
+    let (mut state, snap_info) = match snapshots.last() {
+        Some((seq, path)) => {
+            let loaded = snapshot::load(fs.as_ref(), path, *seq)?;
+            let info = SnapshotInfo {
+                sequence: loaded.sequence,
+                bytes: loaded.bytes,
+                keys: loaded.state.len() as u64,
+            };
+            (loaded.state, Some(info))
+        }
+        None => (State::new(), None),
+    };
+    let snap_seq = snap_info.as_ref().map_or(0, |s| s.sequence);
+    for (_, path) in snapshots.iter().rev().skip(1) {
+        // Older snapshots are redundant once the newest one has loaded cleanly.
+        fs.remove(path).map_err(Error::io("remove", path))?;
+    }
+
+    let segments = segment::find(dir, &names);
+    let mut report = RecoveryReport {
+        mode: config.recovery_mode,
+        snapshot: snap_info,
+        segments_read: 0,
+        records_replayed: 0,
+        torn_bytes_discarded: 0,
+        torn_at: None,
+        last_sequence: snap_seq,
+        duration: Default::default(),
+    };
+    let mut last_seq = snap_seq;
+    let mut lens = Vec::with_capacity(segments.len());
+    let mut cut: Option<Cut> = None;
+    for (i, seg) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        let bytes = fs.read(&seg.path).map_err(Error::io("read", &seg.path))?;
+        report.segments_read += 1;
+        if let Err(reason) = segment::check_header(&bytes, seg.first_sequence) {
+            let explainable = is_last && !reader::valid_record_in(&bytes, 0);
+            decide(config.recovery_mode, explainable, seg, 0, reason)?;
+            cut = Some(Cut {
+                segment: i,
+                offset: 0,
+            });
+            lens.push(bytes.len() as u64);
+            break;
+        }
+        if seg.first_sequence <= last_seq && last_seq > snap_seq {
+            return Err(Error::corrupt(
+                &seg.path,
+                0,
+                "the segment starts at a sequence number the previous segment already used",
+            ));
+        }
+        let read = reader::read(&bytes);
+        for (offset, rec) in &read.records {
+            if rec.sequence <= last_seq && rec.sequence > snap_seq {
+                return Err(Error::corrupt(
+                    &seg.path,
+                    *offset,
+                    "sequence number does not increase",
+                ));
+            }
+            if rec.sequence > snap_seq {
+                replay(&mut state, rec);
+                report.records_replayed += 1;
+                last_seq = rec.sequence;
+            }
+        }
+        lens.push(bytes.len() as u64);
+        match read.end {
+            End::Clean => {}
+            End::Torn { offset, reason } => {
+                decide(config.recovery_mode, is_last, seg, offset, reason)?;
+                cut = Some(Cut { segment: i, offset });
+                break;
+            }
+            End::Damaged { offset, reason } => {
+                decide(config.recovery_mode, false, seg, offset, reason)?;
+                cut = Some(Cut { segment: i, offset });
+                break;
+            }
+        }
+    }
+
+    let log = open_log(fs, config, &segments, &mut lens, cut, last_seq, &mut report)?;
+    report.last_sequence = last_seq;
+    report.duration = started.elapsed();
+    Ok(Recovered {
+        state,
+        last_sequence: last_seq,
+        checkpoint_sequence: snap_seq,
+        log,
+        report,
+    })
+}
+
+fn replay(state: &mut State, rec: &RecordRef<'_>) {
+    apply(state, rec.op, Bytes::from(rec.key), Bytes::from(rec.value));
+}
+
+/// Whether damage at `offset` may be cut off, or must stop start-up.
+fn decide(
+    mode: RecoveryMode,
+    explained_by_crash: bool,
+    seg: &SegmentFile,
+    offset: u64,
+    reason: &str,
+) -> Result<()> {
+    let tolerated = match mode {
+        RecoveryMode::TolerateCorruptedTail => explained_by_crash,
+        RecoveryMode::AbsoluteConsistency => false,
+        RecoveryMode::PointInTime => true,
+    };
+    if tolerated {
+        return Ok(());
+    }
+    let hint = if explained_by_crash {
+        " (a torn tail; RECOVERY_MODE=tolerate-corrupted-tail would cut it off)"
+    } else {
+        " (not a torn tail: valid records follow or a later segment exists; RECOVERY_MODE=point-in-time keeps the records before it)"
+    };
+    Err(Error::corrupt(&seg.path, offset, format!("{reason}{hint}")))
+}
+
+/// Apply the cut (truncate the damaged segment, delete the ones after it), delete segments
+/// the snapshot made redundant, and open the last segment for appending.
+fn open_log(
+    fs: Arc<dyn Fs>,
+    config: &Config,
+    segments: &[SegmentFile],
+    lens: &mut Vec<u64>,
+    cut: Option<Cut>,
+    last_seq: u64,
+    report: &mut RecoveryReport,
+) -> Result<Log> {
+    let dir = config.dir.as_path();
+    let mut keep = segments.len();
+    let mut truncate_last: Option<u64> = None;
+    if let Some(Cut { segment: i, offset }) = cut {
+        for seg in &segments[i + 1..] {
+            report.torn_bytes_discarded += file_len(fs.as_ref(), &seg.path)?;
+            fs.remove(&seg.path)
+                .map_err(Error::io("remove", &seg.path))?;
+        }
+        report.torn_bytes_discarded += lens[i] - offset;
+        report.torn_at = Some((segments[i].path.clone(), offset));
+        if offset < segment::HEADER_LEN as u64 {
+            fs.remove(&segments[i].path)
+                .map_err(Error::io("remove", &segments[i].path))?;
+            keep = i;
+        } else {
+            keep = i + 1;
+            truncate_last = Some(offset);
+        }
+        lens.truncate(keep);
+        if let Some(off) = truncate_last {
+            lens[keep - 1] = off;
+        }
+        fs.sync_dir(dir)
+            .map_err(Error::io("fsync directory", dir))?;
+    }
+
+    let mut sealed: Vec<Sealed> = segments[..keep]
+        .iter()
+        .zip(lens.iter())
+        .map(|(s, &len)| Sealed {
+            first_sequence: s.first_sequence,
+            path: s.path.clone(),
+            len,
+        })
+        .collect();
+    let active = match sealed.pop() {
+        Some(last) => {
+            let mut file = fs
+                .open_append(&last.path)
+                .map_err(Error::io("open", &last.path))?;
+            if truncate_last.is_some() {
+                file.truncate(last.len)
+                    .map_err(Error::io("truncate", &last.path))?;
+                file.sync_data()
+                    .map_err(Error::io("fdatasync", &last.path))?;
+            }
+            Active {
+                first_sequence: last.first_sequence,
+                path: last.path,
+                file,
+                len: last.len,
+                synced_len: last.len,
+            }
+        }
+        None => create_segment(fs.as_ref(), dir, last_seq + 1)?,
+    };
+    let snap_seq = report.snapshot.as_ref().map_or(0, |s| s.sequence);
+    let mut log = Log {
+        dir: dir.to_path_buf(),
+        fs,
+        active,
+        sealed,
+        segment_bytes: config.segment_bytes,
+        counters: LogCounters::default(),
+    };
+    // Segments wholly covered by the snapshot are left over from a checkpoint that was cut
+    // short after its snapshot became durable; finish its clean-up. A sealed segment is
+    // covered when the segment after it starts at or before the first record needed.
+    let firsts: Vec<u64> = log
+        .sealed
+        .iter()
+        .map(|s| s.first_sequence)
+        .chain(std::iter::once(log.active.first_sequence))
+        .collect();
+    let covered = (0..log.sealed.len())
+        .take_while(|&k| firsts[k + 1] <= snap_seq + 1)
+        .count();
+    if covered > 0 {
+        for seg in log.take_sealed_before(firsts[covered]) {
+            log.fs
+                .remove(&seg.path)
+                .map_err(Error::io("remove", &seg.path))?;
+        }
+        log.fs
+            .sync_dir(dir)
+            .map_err(Error::io("fsync directory", dir))?;
+    }
+    Ok(log)
+}
+
+fn file_len(fs: &dyn Fs, path: &Path) -> Result<u64> {
+    Ok(fs.read(path).map_err(Error::io("read", path))?.len() as u64)
+}

@@ -1,0 +1,181 @@
+//! The log on disk: the active segment records are appended to, the sealed segments
+//! before it, and the synced-through watermark.
+//!
+//! Only one thread at a time holds the [`Log`] (behind the engine's log mutex): the
+//! group-commit leader, the interval syncer, or a checkpoint rotating segments.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::fs::{Fs, FsFile};
+use crate::report::{BatchSizes, PowerLossReport};
+use crate::segment;
+
+/// The segment being appended to.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub first_sequence: u64,
+    pub path: PathBuf,
+    pub file: Box<dyn FsFile>,
+    /// Bytes written (header included).
+    pub len: u64,
+    /// Bytes known to be on stable storage.
+    pub synced_len: u64,
+}
+
+/// A segment no longer appended to; synced when it was sealed.
+#[derive(Debug, Clone)]
+pub(crate) struct Sealed {
+    pub first_sequence: u64,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// Counters the log keeps as it works (read by `Engine::stats`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogCounters {
+    pub appends: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+    pub fsync_time: Duration,
+    pub batch_sizes: BatchSizes,
+}
+
+/// The log files and the append position.
+#[derive(Debug)]
+pub(crate) struct Log {
+    pub dir: PathBuf,
+    pub fs: Arc<dyn Fs>,
+    pub active: Active,
+    pub sealed: Vec<Sealed>,
+    pub segment_bytes: u64,
+    pub counters: LogCounters,
+}
+
+/// Create a new, empty segment starting at `first_sequence`, durably: the header is synced
+/// and so is the directory entry, so the file exists after a power loss.
+pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, first_sequence: u64) -> Result<Active> {
+    let path = dir.join(segment::file_name(first_sequence));
+    let mut file = fs.create(&path).map_err(Error::io("create", &path))?;
+    file.append(&segment::header(first_sequence))
+        .map_err(Error::io("write", &path))?;
+    file.sync_data().map_err(Error::io("fdatasync", &path))?;
+    // The new name must survive a power loss, or records synced into it could vanish.
+    fs.sync_dir(dir)
+        .map_err(Error::io("fsync directory", dir))?;
+    let len = segment::HEADER_LEN as u64;
+    Ok(Active {
+        first_sequence,
+        path,
+        file,
+        len,
+        synced_len: len,
+    })
+}
+
+impl Log {
+    /// Append bytes (whole records) to the active segment.
+    pub fn append(&mut self, bytes: &[u8], records: usize) -> Result<()> {
+        let a = &mut self.active;
+        a.file.append(bytes).map_err(Error::io("write", &a.path))?;
+        a.len += bytes.len() as u64;
+        self.counters.appends += records as u64;
+        self.counters.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Sync the active segment; returns how long the sync took.
+    pub fn sync(&mut self) -> Result<Duration> {
+        let a = &mut self.active;
+        let started = Instant::now();
+        a.file
+            .sync_data()
+            .map_err(Error::io("fdatasync", &a.path))?;
+        let took = started.elapsed();
+        a.synced_len = a.len;
+        self.counters.fsyncs += 1;
+        self.counters.fsync_time += took;
+        Ok(took)
+    }
+
+    /// Whether the next batch should go into a new segment.
+    pub fn is_full(&self) -> bool {
+        self.active.len >= self.segment_bytes
+    }
+
+    /// Seal the active segment (synced) and start a new one at `first_sequence`.
+    pub fn rotate(&mut self, first_sequence: u64) -> Result<()> {
+        if self.active.synced_len < self.active.len {
+            self.sync()?;
+        }
+        let next = create_segment(self.fs.as_ref(), &self.dir, first_sequence)?;
+        let old = std::mem::replace(&mut self.active, next);
+        self.sealed.push(Sealed {
+            first_sequence: old.first_sequence,
+            path: old.path,
+            len: old.len,
+        });
+        Ok(())
+    }
+
+    /// Remove from the list the sealed segments that start before `first_sequence` (and so
+    /// hold only records before it); the caller deletes their files.
+    pub fn take_sealed_before(&mut self, first_sequence: u64) -> Vec<Sealed> {
+        let (gone, kept) = std::mem::take(&mut self.sealed)
+            .into_iter()
+            .partition(|s| s.first_sequence < first_sequence);
+        self.sealed = kept;
+        gone
+    }
+
+    /// Every live segment with the length written so far, oldest first.
+    pub fn files(&self) -> Vec<(PathBuf, u64)> {
+        self.sealed
+            .iter()
+            .map(|s| (s.path.clone(), s.len))
+            .chain(std::iter::once((self.active.path.clone(), self.active.len)))
+            .collect()
+    }
+
+    /// Bytes in all live segments.
+    pub fn total_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
+    }
+
+    /// Live segment files.
+    pub fn segment_count(&self) -> u64 {
+        self.sealed.len() as u64 + 1
+    }
+
+    /// Throw away what a power loss would: every byte of the active segment past the
+    /// synced watermark. With `torn_fragment`, leave the first bytes of the unsynced part
+    /// behind, as a write cut off mid-way does.
+    pub fn cut_to_synced(&mut self, torn_fragment: bool) -> Result<PowerLossReport> {
+        let a = &mut self.active;
+        let unsynced = a.len - a.synced_len;
+        let fragment = if torn_fragment && unsynced > 1 {
+            let bytes = self.fs.read(&a.path).map_err(Error::io("read", &a.path))?;
+            let start = (a.synced_len as usize).min(bytes.len());
+            let end = (start + 16)
+                .min(start + unsynced as usize - 1)
+                .min(bytes.len());
+            bytes[start..end].to_vec()
+        } else {
+            Vec::new()
+        };
+        a.file
+            .truncate(a.synced_len)
+            .map_err(Error::io("truncate", &a.path))?;
+        a.file
+            .append(&fragment)
+            .map_err(Error::io("write", &a.path))?;
+        a.len = a.synced_len + fragment.len() as u64;
+        Ok(PowerLossReport {
+            synced_bytes: self.total_bytes() - fragment.len() as u64,
+            unsynced_bytes_dropped: unsynced - fragment.len() as u64,
+            torn_fragment_bytes: fragment.len() as u64,
+        })
+    }
+}
