@@ -164,6 +164,8 @@ struct SimState {
     power_cut_after_syncs: Option<u64>,
     syncs: u64,
     rng: u64,
+    /// How long a file sync takes, to make group commit observable in tests.
+    sync_delay: std::time::Duration,
 }
 
 /// A simulated file system that keeps written and durable images apart.
@@ -261,6 +263,11 @@ impl SimFs {
     /// later call fail, as if the machine went off mid-call.
     pub fn cut_power_at_sync(&self, n: u64) {
         self.lock().power_cut_after_syncs = Some(n);
+    }
+
+    /// Make every file sync take `delay`, as a real disk's does.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.lock().sync_delay = delay;
     }
 
     /// Syncs asked for so far.
@@ -397,6 +404,10 @@ impl FsFile for SimHandle {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
+        let delay = self.fs.lock().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let mut st = self.fs.lock();
         st.sync_point()?;
         let file = st.files.entry(self.inode).or_default();

@@ -1,0 +1,143 @@
+//! Torn tails and flipped bits: recovery cuts what a crash explains, refuses the rest, and
+//! never returns a wrong value or panics.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+use walab_wal::fs::SimFs;
+use walab_wal::{Error, RecoveryMode, SyncPolicy};
+
+fn segment_path() -> PathBuf {
+    dir().join("00000000000000000001.wal")
+}
+
+/// Three records on disk; returns the crash image, the segment bytes, the offset where the
+/// last record starts, and the state after each record (index 0 = empty).
+fn three_records() -> (SimFs, Vec<u8>, usize, Vec<BTreeMap<String, String>>) {
+    let fs = SimFs::new(11);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    let mut states = vec![contents(&e)];
+    e.set(b"alpha", b"one").unwrap();
+    states.push(contents(&e));
+    e.set(b"beta", b"two").unwrap();
+    states.push(contents(&e));
+    let before_last = fs.read_live(&segment_path()).unwrap().len();
+    e.set(b"alpha", b"three").unwrap();
+    states.push(contents(&e));
+    let fs = process_crash(&fs, e);
+    let bytes = fs.read_live(&segment_path()).unwrap();
+    (fs, bytes, before_last, states)
+}
+
+#[test]
+fn a_torn_tail_at_every_byte_of_the_last_record_recovers_the_records_before_it() {
+    let (fs, bytes, last_start, states) = three_records();
+    for cut in last_start..bytes.len() {
+        let image = fs.after_power_loss(true);
+        image.overwrite(&segment_path(), bytes[..cut].to_vec());
+        let e = open(&image, config(SyncPolicy::Always)).unwrap();
+        assert_eq!(contents(&e), states[2], "cut at {cut}");
+        assert_eq!(e.recovery().torn_bytes_discarded, (cut - last_start) as u64);
+        // The cut is repaired: new writes follow the good records and survive a reopen.
+        e.set(b"gamma", b"four").unwrap();
+        let again = process_crash(&image, e);
+        let e = open(&again, config(SyncPolicy::Always)).unwrap();
+        assert_eq!(e.len(), 3, "cut at {cut}");
+        assert_eq!(e.recovery().torn_bytes_discarded, 0);
+    }
+}
+
+#[test]
+fn a_torn_tail_followed_by_zeros_is_cut_off() {
+    let (fs, mut bytes, last_start, states) = three_records();
+    bytes.truncate(last_start + 5);
+    bytes.extend(std::iter::repeat_n(0, 4096));
+    fs.overwrite(&segment_path(), bytes);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    assert_eq!(contents(&e), states[2]);
+    assert_eq!(e.recovery().torn_bytes_discarded, 5 + 4096);
+}
+
+#[test]
+fn absolute_consistency_refuses_even_a_torn_tail() {
+    let (fs, bytes, last_start, _) = three_records();
+    fs.overwrite(&segment_path(), bytes[..last_start + 3].to_vec());
+    let cfg = config(SyncPolicy::Always).recovery_mode(RecoveryMode::AbsoluteConsistency);
+    match open(&fs, cfg) {
+        Err(Error::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, segment_path());
+            assert_eq!(offset, last_start as u64);
+        }
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_flipped_bit_anywhere_never_yields_a_wrong_value() {
+    let (fs, bytes, last_start, states) = three_records();
+    for mode in [
+        RecoveryMode::TolerateCorruptedTail,
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::PointInTime,
+    ] {
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 1 << (at % 8);
+            let image = fs.after_power_loss(true);
+            image.overwrite(&segment_path(), damaged);
+            let result = open(&image, config(SyncPolicy::Always).recovery_mode(mode));
+            match (mode, result) {
+                (_, Ok(e)) => {
+                    let got = contents(&e);
+                    assert!(
+                        states.contains(&got),
+                        "{mode} byte {at}: wrong state {got:?}"
+                    );
+                    assert_ne!(mode, RecoveryMode::AbsoluteConsistency, "byte {at}");
+                    if mode == RecoveryMode::TolerateCorruptedTail {
+                        assert!(
+                            at >= last_start,
+                            "damage before the tail at {at} was accepted"
+                        );
+                    }
+                }
+                (_, Err(Error::Corrupt { file, .. })) => {
+                    assert_eq!(file, segment_path());
+                    assert_ne!(mode, RecoveryMode::PointInTime, "byte {at}");
+                }
+                (_, Err(other)) => panic!("{mode} byte {at}: unexpected error {other}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_snapshot_stops_start_up_with_its_name_and_offset() {
+    let fs = SimFs::new(12);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    for i in 0..5 {
+        e.set(format!("k{i}").as_bytes(), b"value").unwrap();
+    }
+    e.checkpoint().unwrap();
+    let fs = process_crash(&fs, e);
+    let snap = dir().join("snapshot-00000000000000000005.snap");
+    let bytes = fs.read_live(&snap).unwrap();
+    for at in 0..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        let image = fs.after_power_loss(true);
+        image.overwrite(&snap, damaged);
+        for mode in [
+            RecoveryMode::TolerateCorruptedTail,
+            RecoveryMode::PointInTime,
+        ] {
+            match open(&image, config(SyncPolicy::Always).recovery_mode(mode)) {
+                Err(Error::Corrupt { file, .. }) => assert_eq!(file, snap),
+                other => panic!("byte {at}: expected corruption, got {other:?}"),
+            }
+        }
+    }
+}
