@@ -27,6 +27,7 @@
 //! - [`engine`]: [`Engine`], the facade.
 //! - [`fs`]: the storage seam: the real file system and a simulated one for crash tests.
 //! - [`observer`]: hooks for metrics and traces.
+//! - [`inspect`]: a read-only report on a data directory, checksums verified.
 //!
 //! The on-disk format is specified in `DESIGN.md` beside this crate.
 
@@ -38,6 +39,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fs;
+pub mod inspect;
 mod log;
 pub mod observer;
 pub mod reader;
