@@ -42,7 +42,10 @@ impl FromRequest<AppState> for KvBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.config().max_value_bytes + BODY_OVERHEAD_BYTES;
+        let limit = state
+            .config()
+            .max_value_bytes
+            .saturating_add(BODY_OVERHEAD_BYTES);
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },

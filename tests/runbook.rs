@@ -138,6 +138,24 @@ fn parts_3_to_7_the_wal_keeps_every_acknowledged_write() {
     let lab = start_lab(&[], &[|l| l.wal, |l| l.memory]);
     let wal = lab.wal;
     assert_eq!(get(wal, "/health").json["wal_enabled"], true);
+    // Once all three are healthy the lab prints their URLs.
+    assert!(wait_healthy(lab.sled, Duration::from_secs(20)).is_some());
+    let started = std::time::Instant::now();
+    while !lab.walab.output().contains("walab lab is ready") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            lab.walab.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for port in [wal, lab.memory, lab.sled] {
+        assert!(
+            lab.walab
+                .output()
+                .contains(&format!("http://127.0.0.1:{port}"))
+        );
+    }
 
     // Part 3: 10 writes, each acknowledged with a sequence number, all back after a crash.
     for i in 1..=10 {

@@ -24,7 +24,10 @@ use crate::state::AppState;
 
 /// The whole HTTP API over `state`. Tests drive this with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
-    let body_limit = state.config().max_value_bytes + BODY_OVERHEAD_BYTES;
+    let body_limit = state
+        .config()
+        .max_value_bytes
+        .saturating_add(BODY_OVERHEAD_BYTES);
     Router::new()
         .route("/health", get(health::health))
         .route("/kv", get(kv::list).post(kv::put))
