@@ -1,1 +1,134 @@
-fn main() {}
+//! The `walab` command: a thin shell over the library. It reads the environment once,
+//! sets up logging and hands everything to `walab::run` or `walab::lab::run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use walab::Config;
+use walab::lab::{LabOptions, Ports};
+
+/// A lab that shows what a write-ahead log buys you.
+#[derive(Debug, Parser)]
+#[command(name = "walab", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the key-value API over one backend, configured by environment variables
+    /// (KV_BACKEND, HOST, PORT, DATA_DIR, FSYNC, CHECKPOINT_THRESHOLD, ...).
+    Serve,
+    /// Run the wal, memory and sled servers side by side and restart any that dies.
+    Lab {
+        /// Each backend keeps its files in a subdirectory of this.
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+        /// The address the three servers listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port of the write-ahead-log server.
+        #[arg(long, default_value_t = 8001)]
+        wal_port: u16,
+        /// Port of the memory-only server.
+        #[arg(long, default_value_t = 8002)]
+        memory_port: u16,
+        /// Port of the sled server.
+        #[arg(long, default_value_t = 8003)]
+        sled_port: u16,
+    },
+    /// Describe a WAL data directory offline: segments, records, snapshot.
+    Inspect {
+        /// The WAL's data directory.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => serve(),
+        Command::Lab {
+            data_dir,
+            host,
+            wal_port,
+            memory_port,
+            sled_port,
+        } => {
+            walab::telemetry::init("lab");
+            let options = LabOptions {
+                data_dir,
+                host,
+                ports: Ports {
+                    wal: wal_port,
+                    memory: memory_port,
+                    sled: sled_port,
+                },
+            };
+            match runtime() {
+                Ok(rt) => rt.block_on(walab::lab::run(options)),
+                Err(code) => code,
+            }
+        }
+        Command::Inspect { dir } => walab::inspect::run(&dir),
+    }
+}
+
+fn serve() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("walab serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    walab::telemetry::init(&format!("{}:{}", config.backend, config.port));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let code = rt.block_on(async move {
+        let addr = (config.host.clone(), config.port);
+        let listener = match tokio::net::TcpListener::bind(&addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot listen on {}:{}: {e}", addr.0, addr.1);
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(
+            backend = %config.backend,
+            data_dir = %config.data_dir.display(),
+            restarts = config.restarts,
+            "listening on http://{}:{}",
+            addr.0,
+            addr.1
+        );
+        match walab::run(listener, config, walab::shutdown::signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::from(1)
+            }
+        }
+    });
+    // A recovery still running on the blocking pool (Ctrl-C during start-up) must not hold
+    // the exit hostage.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("walab: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}

@@ -1,0 +1,371 @@
+//! The server's settings, read from the environment once, at the edge.
+//!
+//! `main` calls [`Config::from_env`]; everything else receives a `Config`. Parsing goes
+//! through [`Config::from_lookup`] so tests can feed a map instead of touching the process
+//! environment. A bad value is a [`ConfigError`] whose one line names the variable and what
+//! it accepts, because the person reading it is at a terminal, not in a debugger.
+//!
+//! An empty value counts as unset (`ADMIN_TOKEN=` does not enable auth with an empty token).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use walab_store::{BackendConfig, BackendKind, SledFlush};
+use walab_wal::{RecoveryMode, SyncPolicy};
+
+/// Everything `walab serve` needs to know. Defaults are documented per field.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `KV_BACKEND`: wal (default), memory or sled. `WAL_ENABLED=false` means memory.
+    pub backend: BackendKind,
+    /// `HOST`: the address to listen on (default `0.0.0.0`).
+    pub host: String,
+    /// `PORT`: the port to listen on (default 8000).
+    pub port: u16,
+    /// `DATA_DIR`: where the backend keeps its files (default `./data`).
+    pub data_dir: PathBuf,
+    /// `CHECKPOINT_THRESHOLD`: records between automatic checkpoints (default 100; 0 = never).
+    pub checkpoint_threshold: u64,
+    /// `FSYNC`: the WAL's sync policy (default always).
+    pub fsync: SyncPolicy,
+    /// `GROUP_COMMIT`: whether concurrent WAL writers share a sync (default on).
+    pub group_commit: bool,
+    /// `RECOVERY_MODE`: what WAL recovery does with damage (default tolerate-corrupted-tail).
+    pub recovery_mode: RecoveryMode,
+    /// `SEGMENT_BYTES`: WAL segment size (default 64 MiB).
+    pub segment_bytes: u64,
+    /// `SLED_FLUSH`: when sled flushes (default background).
+    pub sled_flush: SledFlush,
+    /// `MAX_VALUE_BYTES`: the largest value accepted, as JSON text (default 1 MiB).
+    pub max_value_bytes: usize,
+    /// `ADMIN_TOKEN`: when set, `/admin/*` needs `Authorization: Bearer <token>`.
+    pub admin_token: Option<String>,
+    /// `OTEL_SERVICE_NAME`, or `walab-<backend>`.
+    pub service_name: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: kept for the exporter (not wired yet).
+    pub otlp_endpoint: Option<String>,
+    /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process (default 0).
+    pub restarts: u64,
+}
+
+/// A variable with a value the server cannot use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable's name.
+    pub var: &'static str,
+    /// What was wrong and what is accepted.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The smallest segment that makes sense: a few records plus the header.
+const MIN_SEGMENT_BYTES: u64 = 4096;
+
+impl Config {
+    /// Read the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read settings through `lookup` (a variable's value, or `None` when unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let wal_enabled = match get("WAL_ENABLED") {
+            None => true,
+            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
+                var: "WAL_ENABLED",
+                message: format!("expected true or false, got '{v}'"),
+            })?,
+        };
+        let backend = match get("KV_BACKEND") {
+            Some(v) => parse_with("KV_BACKEND", &v, BackendKind::from_str)?,
+            None if !wal_enabled => BackendKind::Memory,
+            None => BackendKind::Wal,
+        };
+
+        let port = match get("PORT") {
+            None => 8000,
+            Some(v) => v.parse::<u16>().map_err(|_| ConfigError {
+                var: "PORT",
+                message: format!("expected a port number from 0 to 65535, got '{v}'"),
+            })?,
+        };
+        let checkpoint_threshold = match get("CHECKPOINT_THRESHOLD") {
+            None => 100,
+            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
+                var: "CHECKPOINT_THRESHOLD",
+                message: format!(
+                    "expected a whole number of records (0 turns automatic checkpoints off), got '{v}'"
+                ),
+            })?,
+        };
+        let segment_bytes = match get("SEGMENT_BYTES") {
+            None => 64 << 20,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n >= MIN_SEGMENT_BYTES => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "SEGMENT_BYTES",
+                        message: format!(
+                            "expected a number of bytes of at least {MIN_SEGMENT_BYTES}, got '{v}'"
+                        ),
+                    });
+                }
+            },
+        };
+        let max_value_bytes = match get("MAX_VALUE_BYTES") {
+            None => 1 << 20,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "MAX_VALUE_BYTES",
+                        message: format!("expected a number of bytes of at least 1, got '{v}'"),
+                    });
+                }
+            },
+        };
+        let group_commit = match get("GROUP_COMMIT") {
+            None => true,
+            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
+                var: "GROUP_COMMIT",
+                message: format!("expected on or off, got '{v}'"),
+            })?,
+        };
+        let restarts = match get("WALAB_RESTARTS") {
+            None => 0,
+            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
+                var: "WALAB_RESTARTS",
+                message: format!("expected a whole number (set by `walab lab`), got '{v}'"),
+            })?,
+        };
+
+        Ok(Config {
+            backend,
+            host: get("HOST").unwrap_or_else(|| "0.0.0.0".to_owned()),
+            port,
+            data_dir: get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
+            checkpoint_threshold,
+            fsync: opt_parse("FSYNC", get("FSYNC"), SyncPolicy::from_str)?.unwrap_or_default(),
+            group_commit,
+            recovery_mode: opt_parse(
+                "RECOVERY_MODE",
+                get("RECOVERY_MODE"),
+                RecoveryMode::from_str,
+            )?
+            .unwrap_or_default(),
+            segment_bytes,
+            sled_flush: opt_parse("SLED_FLUSH", get("SLED_FLUSH"), SledFlush::from_str)?
+                .unwrap_or_default(),
+            max_value_bytes,
+            admin_token: get("ADMIN_TOKEN"),
+            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| format!("walab-{backend}")),
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            restarts,
+        })
+    }
+
+    /// Whether this server runs the write-ahead log (the runbook's `wal_enabled`).
+    pub fn wal_enabled(&self) -> bool {
+        self.backend == BackendKind::Wal
+    }
+
+    /// What [`walab_store::open_backend`] needs.
+    pub fn backend_config(&self) -> BackendConfig {
+        let wal = walab_wal::Config::new(&self.data_dir)
+            .sync(self.fsync)
+            .group_commit(self.group_commit)
+            .checkpoint_threshold(self.checkpoint_threshold)
+            .segment_bytes(self.segment_bytes)
+            .recovery_mode(self.recovery_mode);
+        BackendConfig {
+            kind: self.backend,
+            data_dir: self.data_dir.clone(),
+            wal,
+            sled_flush: self.sled_flush,
+        }
+    }
+}
+
+/// The engine types already word their errors ("unknown sync policy 'x': expected ...");
+/// this only prefixes the variable.
+fn parse_with<T>(
+    var: &'static str,
+    value: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    parse(value).map_err(|message| ConfigError { var, message })
+}
+
+fn opt_parse<T>(
+    var: &'static str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, ConfigError> {
+    value.map(|v| parse_with(var, &v, parse)).transpose()
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    fn error_line(var: &str, value: &str) -> String {
+        match parse(&[(var, value)]) {
+            Ok(_) => panic!("{var}={value} was accepted"),
+            Err(e) => {
+                assert_eq!(e.var, var);
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).expect("defaults parse");
+        assert_eq!(c.backend, BackendKind::Wal);
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.port, 8000);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.checkpoint_threshold, 100);
+        assert_eq!(c.fsync, SyncPolicy::Always);
+        assert!(c.group_commit);
+        assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
+        assert_eq!(c.segment_bytes, 64 << 20);
+        assert_eq!(c.sled_flush, SledFlush::Background);
+        assert_eq!(c.max_value_bytes, 1_048_576);
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.service_name, "walab-wal");
+        assert_eq!(c.restarts, 0);
+        assert!(c.wal_enabled());
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let c = parse(&[
+            ("KV_BACKEND", "sled"),
+            ("HOST", "127.0.0.1"),
+            ("PORT", "8003"),
+            ("DATA_DIR", "/tmp/x"),
+            ("CHECKPOINT_THRESHOLD", "0"),
+            ("FSYNC", "interval:250"),
+            ("GROUP_COMMIT", "off"),
+            ("RECOVERY_MODE", "point-in-time"),
+            ("SEGMENT_BYTES", "8192"),
+            ("SLED_FLUSH", "always"),
+            ("MAX_VALUE_BYTES", "10"),
+            ("ADMIN_TOKEN", "s3cret"),
+            ("OTEL_SERVICE_NAME", "kv"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
+            ("WALAB_RESTARTS", "3"),
+        ])
+        .expect("valid values parse");
+        assert_eq!(c.backend, BackendKind::Sled);
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8003));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.checkpoint_threshold, 0);
+        assert_eq!(
+            c.fsync,
+            SyncPolicy::Interval(std::time::Duration::from_millis(250))
+        );
+        assert!(!c.group_commit);
+        assert_eq!(c.recovery_mode, RecoveryMode::PointInTime);
+        assert_eq!(c.segment_bytes, 8192);
+        assert_eq!(c.sled_flush, SledFlush::Always);
+        assert_eq!(c.max_value_bytes, 10);
+        assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.service_name, "kv");
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://jaeger:4317"));
+        assert_eq!(c.restarts, 3);
+        assert!(!c.wal_enabled());
+        let b = c.backend_config();
+        assert_eq!(b.wal.checkpoint_threshold, 0);
+        assert_eq!(b.wal.dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn wal_enabled_false_is_the_memory_backend_unless_kv_backend_says_otherwise() {
+        let c = parse(&[("WAL_ENABLED", "false")]).expect("parses");
+        assert_eq!(c.backend, BackendKind::Memory);
+        assert_eq!(c.service_name, "walab-memory");
+        let c = parse(&[("WAL_ENABLED", "true")]).expect("parses");
+        assert_eq!(c.backend, BackendKind::Wal);
+        let c = parse(&[("WAL_ENABLED", "false"), ("KV_BACKEND", "sled")]).expect("parses");
+        assert_eq!(c.backend, BackendKind::Sled);
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = parse(&[("ADMIN_TOKEN", ""), ("PORT", " ")]).expect("parses");
+        assert_eq!(c.admin_token, None);
+        assert_eq!(c.port, 8000);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable_and_what_it_accepts() {
+        let cases = [
+            (
+                "KV_BACKEND",
+                "postgres",
+                "expected one of wal, memory, sled",
+            ),
+            ("WAL_ENABLED", "maybe", "expected true or false"),
+            ("PORT", "80000", "expected a port number from 0 to 65535"),
+            ("PORT", "http", "got 'http'"),
+            (
+                "CHECKPOINT_THRESHOLD",
+                "-1",
+                "expected a whole number of records",
+            ),
+            (
+                "FSYNC",
+                "sometimes",
+                "unknown sync policy 'sometimes': expected always, never or interval:<milliseconds>",
+            ),
+            ("FSYNC", "interval:0", "expected always, never or interval"),
+            ("GROUP_COMMIT", "sometimes", "expected on or off"),
+            ("RECOVERY_MODE", "yolo", "expected tolerate-corrupted-tail"),
+            ("SEGMENT_BYTES", "100", "at least 4096"),
+            ("SLED_FLUSH", "never", "expected always or background"),
+            ("MAX_VALUE_BYTES", "0", "at least 1"),
+            ("MAX_VALUE_BYTES", "1MB", "got '1MB'"),
+            ("WALAB_RESTARTS", "x", "expected a whole number"),
+        ];
+        for (var, value, expected) in cases {
+            let line = error_line(var, value);
+            assert!(line.starts_with(&format!("{var}: ")), "{line}");
+            assert!(line.contains(expected), "{var}={value}: {line}");
+            assert!(!line.contains('\n'), "one line: {line}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Every way a request can fail, and the one place each becomes a status and a JSON body.
+//!
+//! Handlers and extractors return [`ApiError`]; its `IntoResponse` writes
+//! `{"error": code, "detail": sentence}`. [`From<StoreError>`] is the only place a storage
+//! failure becomes HTTP. Bad input is always a 4xx with a sentence a person can act on; a
+//! 500 means a bug (a panic in a blocking task), never bad input.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use walab_store::StoreError;
+
+/// A request that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The backend is still being opened (WAL recovery).
+    #[error("the store is still recovering from its log; retry in a moment")]
+    Recovering,
+    /// No such key.
+    #[error("Key '{0}' not found")]
+    KeyNotFound(String),
+    /// No route matches the path.
+    #[error(
+        "No route for {method} {path}; see the API docs (GET /health, /kv, /kv/{{key}}, /admin/stats, /admin/wal, /metrics)"
+    )]
+    NoRoute {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The path exists, the method does not.
+    #[error("{method} is not allowed on {path}")]
+    MethodNotAllowed {
+        /// The request method.
+        method: String,
+        /// The request path.
+        path: String,
+    },
+    /// The body is not JSON, or not the expected object.
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is empty.
+    #[error(r#"the body is empty; send a JSON object like {{"key": "k", "value": "v"}}"#)]
+    EmptyBody,
+    /// The body has no "key".
+    #[error(r#"the body has no "key"; send a JSON object like {{"key": "k", "value": "v"}}"#)]
+    MissingKey,
+    /// The body has no "value".
+    #[error(r#"the body has no "value"; send a JSON object like {{"key": "k", "value": "v"}} (any JSON value)"#)]
+    MissingValue,
+    /// The key is not acceptable.
+    #[error("{0}")]
+    InvalidKey(String),
+    /// The body is larger than the server reads.
+    #[error("the request body is over {limit} bytes; values may be at most MAX_VALUE_BYTES")]
+    BodyTooLarge {
+        /// The body limit.
+        limit: usize,
+    },
+    /// The value is larger than `MAX_VALUE_BYTES`.
+    #[error("the value is {bytes} bytes of JSON; the limit is {limit} (MAX_VALUE_BYTES)")]
+    ValueTooLarge {
+        /// The value's size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A query parameter is malformed.
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// The path cannot be decoded (bad percent-encoding, not UTF-8).
+    #[error("{0}")]
+    InvalidPath(String),
+    /// A checkpoint asked of a backend without a log.
+    #[error("{0}")]
+    WalNotEnabled(String),
+    /// The backend cannot do this.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The backend refuses the content.
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend refuses the content because it is too large.
+    #[error("{0}")]
+    TooLarge(String),
+    /// `/admin` needs a bearer token.
+    #[error("this endpoint needs the header 'Authorization: Bearer <ADMIN_TOKEN>'")]
+    Unauthorized,
+    /// The engine refuses writes until restarted.
+    #[error("{0}")]
+    Poisoned(String),
+    /// A storage operation failed; the real error is logged, not shown.
+    #[error("the store could not write to disk; the write was not applied")]
+    Storage,
+    /// A bug: a blocking task panicked or was cancelled.
+    #[error("internal error; the server log has the details")]
+    Internal,
+}
+
+impl ApiError {
+    /// The status and short code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ApiError as E;
+        match self {
+            E::Recovering => (StatusCode::SERVICE_UNAVAILABLE, "recovering"),
+            E::KeyNotFound(_) | E::NoRoute { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            E::MethodNotAllowed { .. } => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            E::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            E::EmptyBody => (StatusCode::BAD_REQUEST, "empty_body"),
+            E::MissingKey => (StatusCode::BAD_REQUEST, "missing_key"),
+            E::MissingValue => (StatusCode::BAD_REQUEST, "missing_value"),
+            E::InvalidKey(_) => (StatusCode::BAD_REQUEST, "invalid_key"),
+            E::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            E::ValueTooLarge { .. } | E::TooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large")
+            }
+            E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            E::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
+            E::WalNotEnabled(_) => (StatusCode::BAD_REQUEST, "wal_not_enabled"),
+            E::Unsupported(_) => (StatusCode::BAD_REQUEST, "unsupported"),
+            E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            E::Poisoned(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_poisoned"),
+            E::Storage => (StatusCode::SERVICE_UNAVAILABLE, "storage_failure"),
+            E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unsupported(msg) => ApiError::Unsupported(msg),
+            // StoreError carries no structured "too large" kind; the engine's TooLarge error
+            // is the only Invalid that says "over the limit", so the wording decides.
+            StoreError::Invalid(msg) if msg.contains("over the limit") => ApiError::TooLarge(msg),
+            StoreError::Invalid(msg) => ApiError::Invalid(msg),
+            StoreError::Poisoned(msg) => {
+                tracing::error!(error = %msg, "the store is poisoned");
+                ApiError::Poisoned(msg)
+            }
+            StoreError::Storage(msg) => {
+                tracing::error!(error = %msg, "storage failure");
+                ApiError::Storage
+            }
+            other => {
+                tracing::error!(error = %other, "unexpected store error");
+                ApiError::Storage
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = json!({ "error": code, "detail": self.to_string() });
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_the_documented_statuses() {
+        let cases = [
+            (StoreError::Unsupported("no".into()), 400),
+            (StoreError::Invalid("bad".into()), 400),
+            (
+                StoreError::Invalid("record of 9 bytes is over the limit of 8 bytes".into()),
+                413,
+            ),
+            (StoreError::Poisoned("fsync failed".into()), 503),
+            (StoreError::Storage("EIO at /data/x".into()), 503),
+        ];
+        for (err, status) in cases {
+            let api = ApiError::from(err);
+            assert_eq!(api.status_and_code().0.as_u16(), status, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn storage_details_are_generic() {
+        let api = ApiError::from(StoreError::Storage("EIO at /secret/path".into()));
+        assert!(!api.to_string().contains("/secret/path"));
+    }
+}

@@ -1,0 +1,200 @@
+//! Our own extractors, so that every rejection speaks the [`ApiError`] JSON shape.
+//!
+//! - [`KvBody`]: the `POST /kv` body, parsed as JSON whatever the Content-Type says (the
+//!   runbook's quick reference uses `curl -d`, which sends a form content type). The value is
+//!   kept as its JSON text ([`RawValue`]) so it is stored exactly as sent, never
+//!   re-serialised.
+//! - [`KeyPath`]: the percent-decoded `{key}` of `/kv/{key}`, validated like a body key.
+//! - [`Query`]: axum's query extractor with our rejection.
+//!
+//! The body limit (`MAX_VALUE_BYTES` + room for the key and framing) is enforced by axum's
+//! `DefaultBodyLimit` while the body streams in, so an oversized body is refused before it
+//! is buffered.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The longest key accepted, in bytes of UTF-8.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Room in a body beyond the value: the key (up to 1 KiB) and the JSON around both.
+pub const BODY_OVERHEAD_BYTES: usize = 2048;
+
+/// A validated `{"key": string, "value": any JSON}` body.
+#[derive(Debug)]
+pub struct KvBody {
+    /// The key, 1..=1024 bytes of UTF-8.
+    pub key: String,
+    /// The value's JSON text, as sent.
+    pub value: Box<RawValue>,
+}
+
+impl FromRequest<AppState> for KvBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state
+            .config()
+            .max_value_bytes
+            .saturating_add(BODY_OVERHEAD_BYTES);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
+                _ => ApiError::InvalidJson(rejection.body_text()),
+            }
+        })?;
+        parse_body(&bytes, state.config().max_value_bytes)
+    }
+}
+
+/// Parse and validate a `POST /kv` body.
+pub fn parse_body(bytes: &[u8], max_value_bytes: usize) -> Result<KvBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::EmptyBody);
+    }
+    // A map of raw values keeps "value": null apart from a missing "value", which an
+    // `Option` field would not.
+    let mut fields: HashMap<String, Box<RawValue>> =
+        serde_json::from_slice(bytes).map_err(|e| {
+            if e.classify() == serde_json::error::Category::Data {
+                ApiError::InvalidJson(format!(
+                    r#"expected a JSON object like {{"key": "k", "value": "v"}} ({e})"#
+                ))
+            } else {
+                ApiError::InvalidJson(e.to_string())
+            }
+        })?;
+    let key = fields.remove("key").ok_or(ApiError::MissingKey)?;
+    let key: String = serde_json::from_str(key.get()).map_err(|_| {
+        ApiError::InvalidKey(format!(
+            r#""key" must be a JSON string, got {}"#,
+            json_kind(key.get())
+        ))
+    })?;
+    validate_key(&key)?;
+    let value = fields.remove("value").ok_or(ApiError::MissingValue)?;
+    let bytes = value.get().len();
+    if bytes > max_value_bytes {
+        return Err(ApiError::ValueTooLarge {
+            bytes,
+            limit: max_value_bytes,
+        });
+    }
+    Ok(KvBody { key, value })
+}
+
+/// Check a key's length: 1..=1024 bytes (it is a `String`, so already UTF-8).
+pub fn validate_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::InvalidKey("the key must not be empty".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::InvalidKey(format!(
+            "the key is {} bytes; keys may be at most {MAX_KEY_BYTES} bytes of UTF-8",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The `{key}` of `/kv/{key}`, percent-decoded and validated.
+#[derive(Debug)]
+pub struct KeyPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(key) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                ApiError::InvalidPath(format!(
+                    "the key in the path cannot be decoded: {}",
+                    rejection.body_text()
+                ))
+            })?;
+        validate_key(&key)?;
+        Ok(KeyPath(key))
+    }
+}
+
+/// Query parameters, rejected as 400 `invalid_query`.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|rejection| ApiError::InvalidQuery(rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(body: &str) -> &'static str {
+        match parse_body(body.as_bytes(), 16) {
+            Ok(_) => "ok",
+            Err(e) => e.status_and_code().1,
+        }
+    }
+
+    #[test]
+    fn bodies() {
+        assert_eq!(code(r#"{"key":"k","value":{"a":[1,2]}}"#), "ok");
+        assert_eq!(code(r#"{"key":"k","value":null}"#), "ok");
+        assert_eq!(code(""), "empty_body");
+        assert_eq!(code("  \n"), "empty_body");
+        assert_eq!(code("{"), "invalid_json");
+        assert_eq!(code("[1]"), "invalid_json");
+        assert_eq!(code(r#"{"key":"k","value":1} x"#), "invalid_json");
+        assert_eq!(code(r#"{"value":1}"#), "missing_key");
+        assert_eq!(code(r#"{"key":1,"value":1}"#), "invalid_key");
+        assert_eq!(code(r#"{"key":"","value":1}"#), "invalid_key");
+        assert_eq!(code(r#"{"key":"k"}"#), "missing_value");
+        assert_eq!(
+            code(r#"{"key":"k","value":"0123456789abcdef"}"#),
+            "value_too_large"
+        );
+    }
+
+    #[test]
+    fn the_value_is_kept_as_sent() {
+        let body =
+            parse_body(br#"{"key":"k\u00e9","value": {"b":1, "a":2}}"#, 100).expect("valid body");
+        assert_eq!(body.key, "k\u{e9}");
+        assert_eq!(body.value.get(), r#"{"b":1, "a":2}"#);
+    }
+
+    #[test]
+    fn key_length_is_counted_in_bytes() {
+        assert!(validate_key(&"a".repeat(1024)).is_ok());
+        assert!(validate_key(&"a".repeat(1025)).is_err());
+        assert!(validate_key(&"\u{e9}".repeat(513)).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! `walab lab`: the three servers of the runbook side by side, restarted when they die.
+//!
+//! It plays the part Compose's `restart: always` plays in the container stack: wal on 8001,
+//! memory on 8002, sled on 8003, each a `walab serve` child with its own data directory.
+//! It checks the ports before starting anything (a clear error beats three children dying
+//! in a loop), prints the URLs once all three are healthy, and on Ctrl-C or SIGTERM stops
+//! the children and exits 0. Children die with the lab even if it is killed (SIGKILL on
+//! parent death, see [`crate::sys::die_with_parent`]).
+//!
+//! - [`child`]: supervising one child: spawn, wait, restart, back off, stop.
+//! - [`probe`]: the tiny HTTP client that asks `/health`.
+
+pub mod child;
+pub mod probe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use walab_store::BackendKind;
+
+use self::child::Spec;
+
+/// The three ports.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    /// The write-ahead-log server (default 8001).
+    pub wal: u16,
+    /// The memory-only server (default 8002).
+    pub memory: u16,
+    /// The sled server (default 8003).
+    pub sled: u16,
+}
+
+/// What `walab lab` was asked to do.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Each backend gets `<data_dir>/<backend>`.
+    pub data_dir: PathBuf,
+    /// The address all three listen on.
+    pub host: String,
+    /// Their ports.
+    pub ports: Ports,
+}
+
+/// How long to wait for the first "all healthy" before saying so.
+const FIRST_HEALTH_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Run the lab until Ctrl-C or SIGTERM. Exit code 2 for a setup problem (port in use).
+pub async fn run(options: LabOptions) -> ExitCode {
+    let specs = match prepare(&options) {
+        Ok(specs) => specs,
+        Err(line) => {
+            eprintln!("walab lab: {line}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut children = JoinSet::new();
+    for spec in &specs {
+        tracing::info!(
+            "starting {} (data in {})",
+            spec.label(),
+            spec.data_dir.display()
+        );
+        children.spawn(child::supervise(spec.clone(), stop_rx.clone()));
+    }
+    let announce = tokio::spawn(announce_when_ready(specs));
+
+    crate::shutdown::signal().await;
+    tracing::info!("stopping the three servers");
+    announce.abort();
+    // Every supervisor holds a receiver, so this cannot fail while any of them runs.
+    let _ = stop_tx.send(true);
+    while children.join_next().await.is_some() {}
+    println!("walab lab stopped");
+    ExitCode::SUCCESS
+}
+
+/// Check the ports, create the data directories, and describe the three children.
+fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the walab executable to start servers with: {e}"))?;
+    let probe_host = match options.host.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_owned(),
+        host => host.to_owned(),
+    };
+    let p = options.ports;
+    let wanted = [
+        (BackendKind::Wal, p.wal, "--wal-port"),
+        (BackendKind::Memory, p.memory, "--memory-port"),
+        (BackendKind::Sled, p.sled, "--sled-port"),
+    ];
+    for (i, (kind, port, flag)) in wanted.iter().enumerate() {
+        if *port == 0 {
+            return Err(format!(
+                "{flag} 0 is not a fixed port; the {kind} server needs one the runbook can reach"
+            ));
+        }
+        if let Some((other, _, other_flag)) = wanted[..i].iter().find(|(_, q, _)| q == port) {
+            return Err(format!(
+                "{other_flag} and {flag} are both {port}; give the {other} and {kind} servers a port each"
+            ));
+        }
+    }
+    for (kind, port, flag) in wanted {
+        // Binding and dropping at once leaves a small race with whoever grabs the port next,
+        // but it turns the common case (a lab already running) into one clear line.
+        match std::net::TcpListener::bind((options.host.as_str(), port)) {
+            Ok(listener) => drop(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!(
+                    "port {port} ({kind}) is already in use on {}; stop what uses it or pass {flag}",
+                    options.host
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot listen on {}:{port} ({kind}): {e}",
+                    options.host
+                ));
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .map(|(kind, port, _)| {
+            let data_dir = options.data_dir.join(kind.as_str());
+            std::fs::create_dir_all(&data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+            Ok(Spec {
+                kind,
+                host: options.host.clone(),
+                probe_host: probe_host.clone(),
+                port,
+                data_dir,
+                exe: exe.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Print the three URLs once every server answers `/health` with 200.
+async fn announce_when_ready(specs: Vec<Spec>) {
+    let mut waits = JoinSet::new();
+    for spec in &specs {
+        let (host, port) = (spec.probe_host.clone(), spec.port);
+        waits.spawn(async move { probe::wait_healthy(&host, port, FIRST_HEALTH_PATIENCE).await });
+    }
+    while let Some(ready) = waits.join_next().await {
+        if !matches!(ready, Ok(Some(_))) {
+            tracing::warn!(
+                "not every server answered /health within {} s; see their log lines above",
+                FIRST_HEALTH_PATIENCE.as_secs()
+            );
+            return;
+        }
+    }
+    println!("walab lab is ready:");
+    for spec in &specs {
+        println!(
+            "  http://{}:{:<5}  {:<6}  {}",
+            spec.probe_host,
+            spec.port,
+            spec.kind.as_str(),
+            what_it_is(spec.kind)
+        );
+    }
+    println!(
+        "Crash one with: curl -X POST http://{}:{}/admin/crash  (the lab restarts it). Stop with Ctrl-C.",
+        specs.first().map_or("127.0.0.1", |s| s.probe_host.as_str()),
+        specs.first().map_or(8001, |s| s.port)
+    );
+}
+
+fn what_it_is(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Wal => "write-ahead log: acknowledged writes survive a crash",
+        BackendKind::Memory => "memory only (no WAL): a crash loses everything",
+        BackendKind::Sled => {
+            "sled 0.34: durable once sled flushes (SLED_FLUSH=always: every write)"
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! One supervised `walab serve` child: start it, wait for it to die, start it again.
+//!
+//! A child killed by `/admin/crash` comes back at once, because the runbook times the
+//! restart. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
+//! corrupt log) is restarted with a growing delay, and each exit is logged, so a broken
+//! configuration shows its error instead of spinning the CPU.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use walab_store::BackendKind;
+
+use crate::lab::probe;
+use crate::sys;
+
+/// A child that lived less than this died "at start-up".
+const QUICK_DEATH: Duration = Duration::from_secs(1);
+/// The longest delay between restarts of a child that keeps dying at start-up.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a child gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What to run for one backend.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Which backend.
+    pub kind: BackendKind,
+    /// The address it listens on.
+    pub host: String,
+    /// The address to probe it at (127.0.0.1 when `host` is a wildcard).
+    pub probe_host: String,
+    /// Its port.
+    pub port: u16,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    /// The `walab` executable.
+    pub exe: PathBuf,
+}
+
+impl Spec {
+    /// How the lab's log names this child: `wal on :8001`.
+    pub fn label(&self) -> String {
+        format!("{} on :{}", self.kind, self.port)
+    }
+}
+
+/// Keep `spec`'s server running until `stop` turns true, then stop it.
+pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
+    let label = spec.label();
+    let mut restarts: u64 = 0;
+    let mut quick_deaths: u32 = 0;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let outcome = match spawn(&spec, restarts) {
+            Ok(mut child) => {
+                if restarts > 0 {
+                    tokio::spawn(report_back(spec.clone(), restarts));
+                }
+                let exited = tokio::select! {
+                    status = child.wait() => Some(status.map_or_else(
+                        |e| format!("could not be waited for: {e}"),
+                        describe,
+                    )),
+                    () = stopped(&mut stop) => None,
+                };
+                match exited {
+                    Some(outcome) => outcome,
+                    None => {
+                        terminate(&mut child, &label).await;
+                        return;
+                    }
+                }
+            }
+            Err(e) => format!("could not be started: {e}"),
+        };
+        if *stop.borrow() {
+            return;
+        }
+        restarts += 1;
+        let delay = if started.elapsed() < QUICK_DEATH {
+            quick_deaths += 1;
+            backoff(quick_deaths)
+        } else {
+            quick_deaths = 0;
+            Duration::ZERO
+        };
+        if delay.is_zero() {
+            tracing::warn!("{label} {outcome}; restart #{restarts}");
+        } else {
+            tracing::warn!(
+                "{label} {outcome} within {} ms of starting; restart #{restarts} in {} ms",
+                QUICK_DEATH.as_millis(),
+                delay.as_millis()
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopped(&mut stop) => return,
+            }
+        }
+    }
+}
+
+/// Resolves once the lab is stopping. The borrow guard `wait_for` hands back is dropped
+/// here, so it is never held across another `.await`.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The first death at start-up restarts at once (it may be a crash request that came
+/// quickly); after that, 250 ms doubling up to [`MAX_BACKOFF`].
+fn backoff(quick_deaths: u32) -> Duration {
+    match quick_deaths {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(250)
+            .saturating_mul(1 << (n - 2).min(8))
+            .min(MAX_BACKOFF),
+    }
+}
+
+/// Log how long a restarted child took to answer `/health` again.
+async fn report_back(spec: Spec, restart: u64) {
+    if let Some(took) = probe::wait_healthy(&spec.probe_host, spec.port, MAX_BACKOFF * 6).await {
+        tracing::info!(
+            "{} healthy again {} ms after restart #{restart}",
+            spec.label(),
+            took.as_millis()
+        );
+    }
+}
+
+/// Start `walab serve` for `spec`. The child inherits the lab's environment (FSYNC,
+/// CHECKPOINT_THRESHOLD, RUST_LOG, ...) with the per-backend variables set on top.
+#[allow(unsafe_code)]
+fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
+    let mut cmd = Command::new(&spec.exe);
+    cmd.arg("serve")
+        .env("KV_BACKEND", spec.kind.as_str())
+        .env("HOST", &spec.host)
+        .env("PORT", spec.port.to_string())
+        .env("DATA_DIR", &spec.data_dir)
+        .env("WALAB_RESTARTS", restarts.to_string())
+        // Its own process group: a Ctrl-C at the terminal reaches only the lab, which then
+        // stops the children itself, so no child dies early and gets restarted mid-shutdown.
+        .process_group(0)
+        .kill_on_drop(true);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = sys::own_pid();
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // calls (prctl, getppid); it allocates nothing on success.
+        unsafe {
+            cmd.pre_exec(move || sys::die_with_parent(parent));
+        }
+    }
+    cmd.spawn()
+}
+
+/// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.
+async fn terminate(child: &mut Child, label: &str) {
+    if let Some(pid) = child.id() {
+        if let Err(e) = sys::send_signal(pid, libc::SIGTERM) {
+            tracing::warn!("{label}: cannot send SIGTERM: {e}");
+        }
+    }
+    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+        Ok(Ok(status)) => tracing::info!("{label} stopped ({})", describe(status)),
+        Ok(Err(e)) => tracing::warn!("{label}: cannot wait for it: {e}"),
+        Err(_) => {
+            tracing::warn!(
+                "{label} did not stop within {} s; killing it",
+                STOP_GRACE.as_secs()
+            );
+            if let Err(e) = child.kill().await {
+                tracing::warn!("{label}: cannot kill it: {e}");
+            }
+        }
+    }
+}
+
+/// `exited with status 1`, `killed by signal 9 (SIGKILL)`.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => ", SIGKILL",
+                libc::SIGTERM => ", SIGTERM",
+                libc::SIGINT => ", SIGINT",
+                libc::SIGABRT => ", SIGABRT",
+                libc::SIGSEGV => ", SIGSEGV",
+                _ => "",
+            };
+            format!("exited (killed by signal {sig}{name})")
+        }
+        (None, None) => "exited".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_at_zero_doubles_and_caps() {
+        assert_eq!(backoff(1), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::from_millis(250));
+        assert_eq!(backoff(3), Duration::from_millis(500));
+        assert_eq!(backoff(6), Duration::from_secs(4));
+        assert_eq!(backoff(7), MAX_BACKOFF);
+        assert_eq!(backoff(100), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn exit_statuses_read_well() {
+        assert_eq!(
+            describe(ExitStatus::from_raw(9)),
+            "exited (killed by signal 9, SIGKILL)"
+        );
+        assert_eq!(
+            describe(ExitStatus::from_raw(1 << 8)),
+            "exited with status 1"
+        );
+    }
+}

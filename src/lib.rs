@@ -1,0 +1,103 @@
+//! walab: a lab that shows what a write-ahead log buys you.
+//!
+//! One HTTP server (`walab serve`) speaks the same key-value API over three backends: walab's
+//! own write-ahead log, a map in memory, and sled. `walab lab` runs all three side by side
+//! (ports 8001, 8002, 8003) and restarts whichever one `POST /admin/crash` kills, so the
+//! runbook can show what each one keeps. The HTTP contract is in `API.md`.
+//!
+//! # Layout
+//! - [`config`]: [`Config`] from environment variables; one-line errors naming the variable.
+//! - [`state`]: [`AppState`]: the backend (once recovery is done), config, metrics.
+//! - [`routes`]: [`app`], the route table; `kv`, `admin` and `health` handlers.
+//! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].
+//! - [`error`]: [`ApiError`], the one place a failure becomes a status and JSON body.
+//! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`.
+//! - [`telemetry`]: log setup, each line tagged with its server.
+//! - [`shutdown`]: Ctrl-C / SIGTERM.
+//! - [`lab`]: `walab lab`, the supervisor of three servers.
+//! - [`inspect`]: `walab inspect`, offline look at a WAL directory.
+//! - [`timefmt`]: RFC 3339 timestamps for `/admin/wal`.
+//! - [`sys`]: the few libc calls (kill, parent-death signal), each justified.
+//!
+//! # Guarantees
+//! - The port is open before recovery starts; until the backend is open, `/health` answers
+//!   503 `recovering` and every other endpoint 503 `{"error":"recovering"}`.
+//! - Every backend call runs on the blocking pool; no lock is held across an `.await`.
+//! - Bad input is a 4xx JSON error; no handler panics on input.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod inspect;
+pub mod lab;
+pub mod metrics;
+pub mod routes;
+pub mod shutdown;
+pub mod state;
+pub mod sys;
+pub mod telemetry;
+pub mod timefmt;
+
+use std::future::Future;
+
+pub use config::{Config, ConfigError};
+pub use error::ApiError;
+pub use routes::app;
+pub use state::AppState;
+use walab_store::StoreError;
+
+/// Why [`run`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The metrics registry refused a metric (a bug).
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The backend could not be opened (for the WAL: recovery failed).
+    #[error("cannot open the {backend} backend in {dir}: {source}")]
+    Open {
+        /// The backend kind.
+        backend: String,
+        /// Its data directory.
+        dir: String,
+        /// The store's error (for the WAL it names file and offset).
+        source: StoreError,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// Serve the API on `listener` until `shutdown` resolves.
+///
+/// The listener is already bound, so clients can connect (and see `recovering`) while the
+/// backend opens on a blocking thread. Returns an error if opening fails.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let backend = config.backend;
+    let dir = config.data_dir.display().to_string();
+    let state = AppState::new(config)?;
+    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown);
+    let mut server = std::pin::pin!(server.into_future());
+
+    let started = std::time::Instant::now();
+    tokio::select! {
+        served = &mut server => return Ok(served?),
+        opened = state.open_backend() => match opened {
+            Ok(()) => {
+                let recovered = state.backend().map(|b| b.recovered_entries()).unwrap_or(0);
+                tracing::info!(
+                    took_ms = started.elapsed().as_millis() as u64,
+                    recovered_entries = recovered,
+                    "{backend} backend ready"
+                );
+            }
+            Err(source) => {
+                return Err(RunError::Open { backend: backend.to_string(), dir, source });
+            }
+        },
+    }
+    Ok(server.await?)
+}

@@ -1,0 +1,208 @@
+//! `/admin/*`: stats, the log, checkpoints, crashes on demand, clear.
+//!
+//! Nested under `/admin` with its own layer: when `ADMIN_TOKEN` is set, every admin route
+//! needs `Authorization: Bearer <token>`. `/admin/crash` exists to show what survives a
+//! crash, so it kills the process the way a crash would: SIGKILL, no destructors, no flush.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use walab_store::{BackendKind, CrashMode};
+
+use crate::error::ApiError;
+use crate::extract::Query;
+use crate::routes::kv::stored_json;
+use crate::state::AppState;
+use crate::timefmt::rfc3339_from_micros;
+
+/// How long the crash reply has to reach the client before the process dies.
+const CRASH_DELAY: Duration = Duration::from_millis(50);
+
+/// The `/admin` router, with the bearer layer when a token is configured.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/stats", get(stats))
+        .route("/wal", get(wal))
+        .route("/checkpoint", post(checkpoint))
+        .route("/crash", post(crash))
+        .route("/clear", post(clear));
+    // route_layer: unknown /admin paths still answer 404, not 401.
+    routes.route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config().admin_token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// Compare without stopping at the first difference, so timing does not leak the prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /admin/stats`: the backend's own fields, then the common ones on top.
+async fn stats(State(state): State<AppState>) -> Result<Json<Map<String, Value>>, ApiError> {
+    let (mut out, item_count, recovered, durability) = state
+        .blocking("stats", |b| {
+            Ok((b.stats(), b.len(), b.recovered_entries(), b.durability()))
+        })
+        .await?;
+    let config = state.config();
+    let common = json!({
+        "backend": config.backend,
+        "service": config.service_name,
+        "wal_enabled": config.wal_enabled(),
+        "item_count": item_count,
+        "recovered_entries": recovered,
+        "durability": durability,
+        "pid": std::process::id(),
+        "restarts": config.restarts,
+        "uptime_seconds": state.started_at().elapsed().as_secs_f64(),
+        "max_value_bytes": config.max_value_bytes,
+    });
+    if let Value::Object(common) = common {
+        out.extend(common);
+    }
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+struct WalParams {
+    limit: Option<usize>,
+}
+
+/// `GET /admin/wal[?limit=1000]`: the records since the last checkpoint, read from disk.
+async fn wal(
+    State(state): State<AppState>,
+    Query(params): Query<WalParams>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params.limit.unwrap_or(1000);
+    let listing = state.blocking("wal", move |b| b.wal_entries(limit)).await?;
+    let wal_enabled = state.config().wal_enabled();
+    let Some(listing) = listing else {
+        return Ok(Json(json!({
+            "wal_enabled": wal_enabled, "entries": [], "count": 0, "total": 0,
+        })));
+    };
+    let entries: Vec<Value> = listing
+        .entries
+        .iter()
+        .map(|e| {
+            json!({
+                "sequence": e.sequence,
+                "operation": e.operation,
+                "key": e.key,
+                "value": e.value.as_deref().map(stored_json),
+                "timestamp": rfc3339_from_micros(e.timestamp_micros),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "wal_enabled": wal_enabled,
+        "count": entries.len(),
+        "entries": entries,
+        "total": listing.total,
+    })))
+}
+
+/// `POST /admin/checkpoint`.
+async fn checkpoint(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let outcome = state
+        .blocking("checkpoint", |b| b.checkpoint())
+        .await
+        .map_err(|e| match (state.config().backend, e) {
+            (BackendKind::Memory, ApiError::Unsupported(msg)) => ApiError::WalNotEnabled(msg),
+            (_, e) => e,
+        })?;
+    let mut body = json!({ "status": "checkpoint created" });
+    if let (Value::Object(map), Ok(Value::Object(details))) =
+        (&mut body, serde_json::to_value(&outcome))
+    {
+        map.extend(details);
+    }
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+struct CrashParams {
+    mode: Option<String>,
+}
+
+/// `POST /admin/crash[?mode=process|power-loss]`.
+async fn crash(
+    State(state): State<AppState>,
+    Query(params): Query<CrashParams>,
+) -> Result<Json<Value>, ApiError> {
+    let mode = match params
+        .mode
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("process") => CrashMode::Process,
+        Some("power-loss" | "power_loss" | "powerloss") => CrashMode::PowerLoss,
+        Some(other) => {
+            return Err(ApiError::InvalidQuery(format!(
+                "unknown crash mode '{other}': expected process or power-loss"
+            )));
+        }
+    };
+    let config = state.config();
+    if mode == CrashMode::PowerLoss && !config.wal_enabled() {
+        return Err(ApiError::Unsupported(format!(
+            "mode=power-loss is simulated by the WAL engine only; the {} backend can only crash with mode=process",
+            config.backend
+        )));
+    }
+    let (items, details) = state
+        .blocking("crash", move |b| Ok((b.len(), b.prepare_crash(mode)?)))
+        .await?;
+    tracing::warn!(?mode, items, "crash requested: killing this process");
+    tokio::spawn(async {
+        tokio::time::sleep(CRASH_DELAY).await;
+        crate::sys::kill_self();
+    });
+    let mut body = json!({
+        "status": "crashing",
+        "items_in_memory": items,
+        "wal_enabled": config.wal_enabled(),
+        "backend": config.backend,
+        "mode": match mode { CrashMode::Process => "process", CrashMode::PowerLoss => "power-loss" },
+        "pid": std::process::id(),
+    });
+    if let Value::Object(map) = &mut body {
+        map.extend(details);
+    }
+    Ok(Json(body))
+}
+
+/// `POST /admin/clear`.
+async fn clear(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let ack = state.blocking("clear", |b| b.clear()).await?;
+    let mut body = json!({ "status": "cleared", "items": 0 });
+    if let Some(seq) = ack.sequence {
+        body["sequence"] = json!(seq);
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,63 @@
+//! The route table, in one place, and the layers around it.
+//!
+//! - [`health`]: `GET /health`, 503 while the backend recovers.
+//! - [`kv`]: `POST /kv`, `GET|DELETE /kv/{key}`, `GET /kv`.
+//! - [`admin`]: `/admin/*`, nested with its own bearer-token layer.
+//!
+//! Unknown paths and wrong methods answer the same JSON error shape as everything else.
+
+pub mod admin;
+pub mod health;
+pub mod kv;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::OriginalUri;
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::get;
+
+use crate::error::ApiError;
+use crate::extract::BODY_OVERHEAD_BYTES;
+use crate::metrics;
+use crate::state::AppState;
+
+/// The whole HTTP API over `state`. Tests drive this with `tower::ServiceExt::oneshot`.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state
+        .config()
+        .max_value_bytes
+        .saturating_add(BODY_OVERHEAD_BYTES);
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/kv", get(kv::list).post(kv::put))
+        // A wildcard, so `/kv/a/b` reads the key "a/b" as well as `/kv/a%2Fb` does.
+        .route("/kv/{*key}", get(kv::get).delete(kv::delete))
+        .route("/metrics", get(metrics::handler))
+        .nest("/admin", admin::router(&state))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Layers wrap every route above, innermost first: the body limit applies while the
+        // body streams in; the metrics layer is outermost so it times and counts every
+        // answer, rejections included, labelled by the matched route.
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

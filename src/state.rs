@@ -1,0 +1,128 @@
+//! What every handler shares: the backend (once it is open), the config and the metrics.
+//!
+//! The server binds its port first and opens the backend afterwards, because WAL recovery
+//! can take a while and a supervisor polling `/health` should see "recovering", not
+//! "connection refused". So the backend sits in a `OnceLock`: empty while recovery runs,
+//! set exactly once when it finishes.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use walab_store::{KvBackend, StoreError, open_backend};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, gauge};
+
+/// Cheap to clone: one `Arc` inside.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: OnceLock<Arc<dyn KvBackend>>,
+    config: Config,
+    metrics: Metrics,
+    started_at: Instant,
+}
+
+impl AppState {
+    /// A state whose backend is not open yet: every kv and admin endpoint answers 503.
+    pub fn new(config: Config) -> Result<AppState, prometheus::Error> {
+        let metrics = Metrics::new(config.backend.as_str())?;
+        metrics.restarts.set(gauge(config.restarts));
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                backend: OnceLock::new(),
+                config,
+                metrics,
+                started_at: Instant::now(),
+            }),
+        })
+    }
+
+    /// A state with an open backend (tests build the router this way).
+    pub fn with_backend(
+        config: Config,
+        backend: Arc<dyn KvBackend>,
+    ) -> Result<AppState, prometheus::Error> {
+        let state = AppState::new(config)?;
+        state.set_backend(backend);
+        Ok(state)
+    }
+
+    /// Open the configured backend on a blocking thread (for the WAL this is recovery), then
+    /// make it visible to the handlers.
+    pub async fn open_backend(&self) -> Result<(), StoreError> {
+        let backend_config = self.inner.config.backend_config();
+        let backend = tokio::task::spawn_blocking(move || open_backend(&backend_config))
+            .await
+            .map_err(|e| StoreError::Storage(format!("opening the backend panicked: {e}")))??;
+        self.set_backend(backend);
+        Ok(())
+    }
+
+    fn set_backend(&self, backend: Arc<dyn KvBackend>) {
+        self.inner
+            .metrics
+            .recovered_entries
+            .set(gauge(backend.recovered_entries()));
+        // Set only here, once per state; a second call would be a bug, and keeping the
+        // first backend is the safe answer to it.
+        let _ = self.inner.backend.set(backend);
+    }
+
+    /// The backend, or 503 `recovering` while it is being opened.
+    pub fn backend(&self) -> Result<Arc<dyn KvBackend>, ApiError> {
+        self.inner
+            .backend
+            .get()
+            .cloned()
+            .ok_or(ApiError::Recovering)
+    }
+
+    /// Whether the backend is open.
+    pub fn is_ready(&self) -> bool {
+        self.inner.backend.get().is_some()
+    }
+
+    /// The server's settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// When this process started serving.
+    pub fn started_at(&self) -> Instant {
+        self.inner.started_at
+    }
+
+    /// Run `op` against the backend on the blocking pool and time it as `operation`.
+    ///
+    /// Engines block on fsync, so no backend call runs on an async worker. Nothing is
+    /// locked across the `.await`: the closure owns its `Arc` to the backend.
+    pub async fn blocking<T, F>(&self, operation: &'static str, op: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn KvBackend) -> Result<T, StoreError> + Send + 'static,
+    {
+        let backend = self.backend()?;
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(move || op(backend.as_ref()))
+            .await
+            .map_err(|e| {
+                tracing::error!(operation, error = %e, "a backend call panicked");
+                ApiError::Internal
+            })?;
+        self.inner
+            .metrics
+            .observe_store(operation, started.elapsed());
+        Ok(result?)
+    }
+}

@@ -1,0 +1,260 @@
+//! The HTTP contract of API.md for /health, /admin/* and /metrics, for every backend,
+//! through `walab::app(state)` and `oneshot`.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::oneshot::{KINDS, Server, assert_error, config, server, server_with};
+use serde_json::json;
+use tempfile::TempDir;
+use walab::AppState;
+use walab_store::BackendKind;
+
+#[tokio::test]
+async fn health_names_the_backend() {
+    for kind in KINDS {
+        let s = server(kind);
+        let r = s.get("/health").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.json,
+            json!({"status": "ok", "service": format!("walab-{kind}"), "backend": kind.as_str(), "wal_enabled": false})
+        );
+    }
+}
+
+#[tokio::test]
+async fn stats_have_the_documented_fields() {
+    for kind in KINDS {
+        let s = server(kind);
+        s.post("/kv", r#"{"key":"k","value":1}"#).await;
+        let r = s.get("/admin/stats").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let j = &r.json;
+        assert_eq!(j["item_count"], 1, "{}", r.text);
+        assert_eq!(j["backend"], kind.as_str());
+        assert_eq!(j["wal_enabled"], false);
+        assert_eq!(j["recovered_entries"], 0);
+        assert_eq!(j["restarts"], 0);
+        assert_eq!(j["pid"], std::process::id());
+        assert!(j["uptime_seconds"].is_number());
+        assert!(
+            j["durability"]["survives_process_crash"].is_boolean(),
+            "{}",
+            r.text
+        );
+        assert!(j["durability"]["summary"].is_string());
+        if s.kind == BackendKind::Sled {
+            assert_eq!(j["sled_flush"], "background");
+            assert!(j["size_on_disk_bytes"].is_number());
+        }
+    }
+}
+
+#[tokio::test]
+async fn backends_without_a_log_show_an_empty_wal() {
+    for kind in KINDS {
+        let s = server(kind);
+        s.post("/kv", r#"{"key":"k","value":1}"#).await;
+        let r = s.get("/admin/wal?limit=10").await;
+        assert_eq!(
+            r.json,
+            json!({"wal_enabled": false, "entries": [], "count": 0, "total": 0})
+        );
+        assert_error(&s.get("/admin/wal?limit=-1").await, 400, "invalid_query");
+    }
+}
+
+#[tokio::test]
+async fn checkpoint_is_refused_by_memory_and_is_a_flush_on_sled() {
+    let r = server(BackendKind::Memory)
+        .post("/admin/checkpoint", "")
+        .await;
+    assert_error(&r, 400, "wal_not_enabled");
+    assert!(
+        r.json["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("WAL is not enabled")
+    );
+    let r = server(BackendKind::Sled)
+        .post("/admin/checkpoint", "")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "checkpoint created");
+    assert_eq!(r.json["entries_truncated"], 0);
+}
+
+#[tokio::test]
+async fn clear_empties_the_store() {
+    for kind in KINDS {
+        let s = server(kind);
+        for i in 0..3 {
+            s.post("/kv", &format!(r#"{{"key":"k{i}","value":{i}}}"#))
+                .await;
+        }
+        let r = s.post("/admin/clear", "").await;
+        assert_eq!(r.json, json!({"status": "cleared", "items": 0}));
+        assert_eq!(s.get("/kv").await.json["count"], 0);
+        assert_eq!(s.get("/admin/stats").await.json["item_count"], 0);
+    }
+}
+
+/// The happy path of /admin/crash kills the process, so it is tested in tests/runbook.rs.
+#[tokio::test]
+async fn crash_rejects_what_it_cannot_do_without_crashing() {
+    for kind in KINDS {
+        let s = server(kind);
+        assert_error(
+            &s.post("/admin/crash?mode=power-loss", "").await,
+            400,
+            "unsupported",
+        );
+        assert_error(
+            &s.post("/admin/crash?mode=meteor", "").await,
+            400,
+            "invalid_query",
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_needs_the_token_when_one_is_set() {
+    let s = server_with(BackendKind::Memory, Some("s3cret"));
+    let r = s.get("/admin/stats").await;
+    assert_error(&r, 401, "unauthorized");
+    assert_error(
+        &s.call(
+            "GET",
+            "/admin/stats",
+            None,
+            &[("authorization", "Bearer nope")],
+        )
+        .await,
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &s.call("GET", "/admin/stats", None, &[("authorization", "s3cret")])
+            .await,
+        401,
+        "unauthorized",
+    );
+    let ok = s
+        .call(
+            "GET",
+            "/admin/stats",
+            None,
+            &[("authorization", "Bearer s3cret")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_error(&s.post("/admin/clear", "").await, 401, "unauthorized");
+    // The token guards /admin only.
+    assert_eq!(
+        s.post("/kv", r#"{"key":"k","value":1}"#).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(s.get("/health").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn everything_but_health_is_503_while_recovering() {
+    let dir = TempDir::new().expect("temp dir");
+    let state = AppState::new(config(BackendKind::Memory, &dir, None)).expect("state");
+    let s = Server {
+        app: walab::app(state.clone()),
+        kind: BackendKind::Memory,
+        dir,
+    };
+    let r = s.get("/health").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json["status"], "recovering");
+    assert_eq!(r.json["backend"], "memory");
+    assert_error(&s.get("/kv").await, 503, "recovering");
+    assert_error(&s.get("/kv/k").await, 503, "recovering");
+    assert_error(
+        &s.post("/kv", r#"{"key":"k","value":1}"#).await,
+        503,
+        "recovering",
+    );
+    assert_error(&s.get("/admin/stats").await, 503, "recovering");
+    assert_eq!(s.get("/metrics").await.status, StatusCode::OK);
+
+    state.open_backend().await.expect("open memory");
+    assert_eq!(s.get("/health").await.status, StatusCode::OK);
+    assert_eq!(
+        s.post("/kv", r#"{"key":"k","value":1}"#).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_labelled_by_route_and_backend() {
+    for kind in KINDS {
+        let s = server(kind);
+        s.post("/kv", r#"{"key":"k","value":1}"#).await;
+        s.get("/kv/k").await;
+        s.get("/kv/other").await;
+        s.get("/nowhere").await;
+        let r = s.get("/metrics").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+        let t = &r.text;
+        let b = format!(r#"backend="{}""#, kind.as_str());
+        let b = b.as_str();
+        let samples: [(&str, &[&str], &str); 7] = [
+            (
+                "walab_http_requests_total",
+                &[b, r#"method="POST""#, r#"route="/kv""#, r#"status="200""#],
+                "1",
+            ),
+            (
+                "walab_http_requests_total",
+                &[
+                    b,
+                    r#"method="GET""#,
+                    r#"route="/kv/{*key}""#,
+                    r#"status="404""#,
+                ],
+                "1",
+            ),
+            (
+                "walab_http_requests_total",
+                &[
+                    b,
+                    r#"method="GET""#,
+                    r#"route="unmatched""#,
+                    r#"status="404""#,
+                ],
+                "1",
+            ),
+            (
+                "walab_store_operation_duration_seconds_count",
+                &[b, r#"operation="put""#],
+                "1",
+            ),
+            ("walab_items", &[b], "1"),
+            ("walab_process_restarts", &[b], "0"),
+            ("walab_recovered_entries", &[b], "0"),
+        ];
+        for (name, labels, value) in samples {
+            assert!(
+                has_sample(t, name, labels, value),
+                "{kind}: no {name}{labels:?} {value} in\n{t}"
+            );
+        }
+        assert!(t.contains(r#"le="0.00005""#), "sub-millisecond buckets");
+    }
+}
+
+/// Whether the exposition has a `name{...} value` line carrying every label (in any order).
+fn has_sample(text: &str, name: &str, labels: &[&str], value: &str) -> bool {
+    text.lines().any(|line| {
+        line.strip_prefix(name).is_some_and(|rest| {
+            rest.starts_with('{')
+                && rest.ends_with(&format!("}} {value}"))
+                && labels.iter().all(|l| rest.contains(l))
+        })
+    })
+}

@@ -1,0 +1,255 @@
+//! Helpers for the process-level tests: a blocking HTTP/1.1 client, free ports, and a guard
+//! that runs the `walab` binary and stops it (and, through it, its children) on drop.
+
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod oneshot;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send one request to 127.0.0.1:`port` and read the whole answer (`Connection: close`).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, text) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {raw:?}")))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {raw:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let json = serde_json::from_str(text).unwrap_or(Value::Null);
+    Ok(Reply {
+        status,
+        headers,
+        text: text.to_owned(),
+        json,
+    })
+}
+
+/// GET, panicking with context on a connection failure.
+pub fn get(port: u16, path: &str) -> Reply {
+    http(port, "GET", path, None, &[]).unwrap_or_else(|e| panic!("GET :{port}{path}: {e}"))
+}
+
+/// POST a JSON body the way the runbook does (`-H "Content-Type: application/json" -d ...`).
+pub fn post_json(port: u16, path: &str, body: &str) -> Reply {
+    http(
+        port,
+        "POST",
+        path,
+        Some(body),
+        &[("Content-Type", "application/json")],
+    )
+    .unwrap_or_else(|e| panic!("POST :{port}{path}: {e}"))
+}
+
+/// POST with no body.
+pub fn post(port: u16, path: &str) -> Reply {
+    http(port, "POST", path, None, &[]).unwrap_or_else(|e| panic!("POST :{port}{path}: {e}"))
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Poll `/health` until it answers 200; how long that took, or `None` after `limit`.
+pub fn wait_healthy(port: u16, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if http(port, "GET", "/health", None, &[]).is_ok_and(|r| r.status == 200) {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Poll `/admin/stats` until a process other than `old_pid` answers it with 200.
+pub fn wait_new_pid(port: u16, old_pid: u64, limit: Duration) -> Option<(Duration, Value)> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(r) = http(port, "GET", "/admin/stats", None, &[]) {
+            if r.status == 200 && r.json["pid"].as_u64().is_some_and(|p| p != old_pid) {
+                return Some((started.elapsed(), r.json));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Send `signal` to `pid`.
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, signal: i32) {
+    let pid = i32::try_from(pid).expect("pid fits");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// A running `walab` process; stopped with SIGTERM (then SIGKILL) on drop.
+pub struct Walab {
+    child: Option<Child>,
+    output: Arc<Mutex<String>>,
+}
+
+impl Walab {
+    /// Start `walab <args>` with `envs` added to the environment.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Walab {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_walab"));
+        cmd.args(args)
+            // Keep the stub engine's panics short in the captured log.
+            .env("RUST_BACKTRACE", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start walab");
+        let output = Arc::new(Mutex::new(String::new()));
+        if let Some(out) = child.stdout.take() {
+            collect(out, output.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            collect(err, output.clone());
+        }
+        Walab {
+            child: Some(child),
+            output,
+        }
+    }
+
+    /// Start `walab lab` on the given ports with its data in `dir`.
+    pub fn lab(dir: &Path, ports: [u16; 3], envs: &[(&str, &str)]) -> Walab {
+        let dir = dir.to_str().expect("utf-8 temp dir");
+        let [wal, memory, sled] = ports.map(|p| p.to_string());
+        Walab::start(
+            &[
+                "lab",
+                "--data-dir",
+                dir,
+                "--wal-port",
+                &wal,
+                "--memory-port",
+                &memory,
+                "--sled-port",
+                &sled,
+            ],
+            envs,
+        )
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Everything it (and its children) printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Wait up to `limit` for it to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        let child = self.child.as_mut()?;
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = child.try_wait() {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(50));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let Ok(mut out) = into.lock() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    });
+}
+
+impl Drop for Walab {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            signal(child.id(), libc::SIGTERM);
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(7) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Its children die with it (parent-death signal).
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `walab lab` as a supervisor: it restarts a killed child at once, refuses a busy port with
+//! one clear line, stops cleanly on SIGTERM, and takes its children with it when it dies.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use common::{Walab, free_port, get, signal, wait_healthy, wait_new_pid};
+use tempfile::TempDir;
+
+fn lab_with_memory_healthy() -> (Walab, TempDir, [u16; 3]) {
+    let dir = TempDir::new().expect("temp dir");
+    let ports = [free_port(), free_port(), free_port()];
+    let lab = Walab::lab(dir.path(), ports, &[]);
+    assert!(
+        wait_healthy(ports[1], Duration::from_secs(20)).is_some(),
+        "memory never became healthy:\n{}",
+        lab.output()
+    );
+    (lab, dir, ports)
+}
+
+#[test]
+fn a_killed_child_comes_back_at_once_with_a_new_pid() {
+    let (lab, _dir, [_, memory, _]) = lab_with_memory_healthy();
+    let stats = get(memory, "/admin/stats").json;
+    assert_eq!(stats["restarts"], 0);
+    let pid = stats["pid"].as_u64().expect("pid in stats");
+    assert_ne!(
+        pid,
+        u64::from(lab.pid()),
+        "the server is a child, not the lab"
+    );
+
+    let killed_at = Instant::now();
+    signal(u32::try_from(pid).expect("pid fits"), libc::SIGKILL);
+    let Some((took, stats)) = wait_new_pid(memory, pid, Duration::from_secs(5)) else {
+        panic!("no restart within 5 s:\n{}", lab.output());
+    };
+    println!(
+        "memory child: SIGKILL to healthy again in {} ms",
+        killed_at.elapsed().as_millis()
+    );
+    assert!(took < Duration::from_secs(2), "restart took {took:?}");
+    assert_eq!(stats["restarts"], 1);
+    let log = lab.output();
+    assert!(
+        log.contains(&format!("memory on :{memory} exited (killed by signal 9")),
+        "the lab names the exit:\n{log}"
+    );
+    assert!(log.contains("restart #1"), "{log}");
+}
+
+#[test]
+fn a_busy_port_is_one_clear_line_and_exit_code_2() {
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let dir = TempDir::new().expect("temp dir");
+    let mut lab = Walab::lab(dir.path(), [port, free_port(), free_port()], &[]);
+    let status = lab.wait_exit(Duration::from_secs(10)).expect("lab exits");
+    assert_eq!(status.code(), Some(2), "{}", lab.output());
+    let out = lab.output();
+    let line = format!(
+        "walab lab: port {port} (wal) is already in use on 127.0.0.1; stop what uses it or pass --wal-port"
+    );
+    assert!(out.contains(&line), "expected {line:?} in:\n{out}");
+    assert_eq!(out.trim().lines().count(), 1, "one line only:\n{out}");
+}
+
+#[test]
+fn sigterm_stops_the_children_and_exits_0() {
+    let (mut lab, _dir, [_, memory, sled]) = lab_with_memory_healthy();
+    assert!(wait_healthy(sled, Duration::from_secs(20)).is_some());
+    signal(lab.pid(), libc::SIGTERM);
+    let status = lab.wait_exit(Duration::from_secs(10)).expect("lab exits");
+    assert_eq!(status.code(), Some(0), "{}", lab.output());
+    assert!(
+        lab.output().contains("walab lab stopped"),
+        "{}",
+        lab.output()
+    );
+    for port in [memory, sled] {
+        assert!(
+            common::http(port, "GET", "/health", None, &[]).is_err(),
+            "port {port} still answers after the lab stopped"
+        );
+    }
+}
+
+#[test]
+fn children_die_with_a_killed_lab() {
+    let (mut lab, _dir, [_, memory, _]) = lab_with_memory_healthy();
+    signal(lab.pid(), libc::SIGKILL);
+    lab.wait_exit(Duration::from_secs(5)).expect("lab dies");
+    let started = Instant::now();
+    while common::http(memory, "GET", "/health", None, &[]).is_ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the memory server outlived its lab"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
