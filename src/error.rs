@@ -132,9 +132,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Unsupported(msg) => ApiError::Unsupported(msg),
-            // StoreError carries no structured "too large" kind; the engine's TooLarge error
-            // is the only Invalid that says "over the limit", so the wording decides.
-            StoreError::Invalid(msg) if msg.contains("over the limit") => ApiError::TooLarge(msg),
+            StoreError::TooLarge(msg) => ApiError::TooLarge(msg),
             StoreError::Invalid(msg) => ApiError::Invalid(msg),
             StoreError::Poisoned(msg) => {
                 tracing::error!(error = %msg, "the store is poisoned");
@@ -176,7 +174,7 @@ mod tests {
             (StoreError::Unsupported("no".into()), 400),
             (StoreError::Invalid("bad".into()), 400),
             (
-                StoreError::Invalid("record of 9 bytes is over the limit of 8 bytes".into()),
+                StoreError::TooLarge("record of 9 bytes is over the limit of 8 bytes".into()),
                 413,
             ),
             (StoreError::Poisoned("fsync failed".into()), 503),

@@ -39,10 +39,14 @@ enum Command {
         #[arg(long, default_value_t = 8003)]
         sled_port: u16,
     },
-    /// Describe a WAL data directory offline: segments, records, snapshot.
+    /// Describe a WAL data directory offline: snapshot, segments, records; verify every
+    /// checksum; exit non-zero on damage.
     Inspect {
-        /// The WAL's data directory.
+        /// The WAL's data directory (in the lab: data/wal).
         dir: PathBuf,
+        /// Print every record, not only the summary of each file.
+        #[arg(long)]
+        records: bool,
     },
 }
 
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Inspect { dir } => walab::inspect::run(&dir),
+        Command::Inspect { dir, records } => walab::inspect::run(&dir, records),
     }
 }
 

@@ -133,7 +133,6 @@ fn part2_memory_loses_everything_and_sled_flushed_keeps_it() {
 
 /// Parts 3, 4, 5 and 7 of the runbook: the WAL keeps what it acknowledged.
 #[test]
-#[ignore = "needs the WAL engine"]
 fn parts_3_to_7_the_wal_keeps_every_acknowledged_write() {
     let lab = start_lab(&[], &[|l| l.wal, |l| l.memory]);
     let wal = lab.wal;

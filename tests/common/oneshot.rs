@@ -12,8 +12,7 @@ use walab::{AppState, Config};
 use walab_store::{BackendKind, open_backend};
 
 /// The backends this file runs against.
-// TODO(engine): add BackendKind::Wal once walab_wal::Engine is implemented.
-pub const KINDS: [BackendKind; 2] = [BackendKind::Memory, BackendKind::Sled];
+pub const KINDS: [BackendKind; 3] = BackendKind::ALL;
 
 /// Small, so the size limits are cheap to test.
 pub const MAX_VALUE: usize = 64;

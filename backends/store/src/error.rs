@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The request is well formed but the backend refuses its content.
     #[error("{0}")]
     Invalid(String),
+    /// The key or value is larger than the backend can store.
+    #[error("{0}")]
+    TooLarge(String),
     /// The backend refuses writes until it is reopened, after a failed write or sync.
     #[error("the store refuses writes until it is restarted: {0}")]
     Poisoned(String),
@@ -25,7 +28,7 @@ impl From<walab_wal::Error> for StoreError {
         use walab_wal::Error as E;
         match err {
             E::Poisoned { .. } => StoreError::Poisoned(err.to_string()),
-            E::TooLarge { .. } => StoreError::Invalid(err.to_string()),
+            E::TooLarge { .. } => StoreError::TooLarge(err.to_string()),
             _ => StoreError::Storage(err.to_string()),
         }
     }

@@ -58,7 +58,11 @@ fn durable_appends(c: &mut Criterion) {
             let engine = Arc::new(Engine::open(cfg).expect("open"));
             let per_writer = 64usize;
             g.throughput(Throughput::Elements((writers * per_writer) as u64));
-            let name = if group_commit { "group_commit_on" } else { "group_commit_off" };
+            let name = if group_commit {
+                "group_commit_on"
+            } else {
+                "group_commit_off"
+            };
             g.bench_with_input(BenchmarkId::new(name, writers), &writers, |b, &writers| {
                 b.iter_custom(|iters| {
                     let started = Instant::now();
@@ -103,7 +107,9 @@ fn latency_under_checkpoint(_c: &mut Criterion) {
         .checkpoint_threshold(0);
     let engine = Arc::new(Engine::open(cfg.clone().sync(SyncPolicy::Never)).expect("open"));
     for i in 0..keys {
-        engine.set(format!("key-{i:08}").as_bytes(), &VALUE).expect("fill");
+        engine
+            .set(format!("key-{i:08}").as_bytes(), &VALUE)
+            .expect("fill");
     }
     engine.checkpoint().expect("checkpoint");
     drop(engine);
@@ -117,14 +123,18 @@ fn latency_under_checkpoint(_c: &mut Criterion) {
                         (0..400)
                             .map(|i| {
                                 let t = Instant::now();
-                                e.set(format!("lat-{w}-{i}").as_bytes(), &VALUE).expect("set");
+                                e.set(format!("lat-{w}-{i}").as_bytes(), &VALUE)
+                                    .expect("set");
                                 t.elapsed()
                             })
                             .collect::<Vec<_>>()
                     })
                 })
                 .collect();
-            threads.into_iter().flat_map(|t| t.join().expect("writer")).collect()
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("writer"))
+                .collect()
         };
         let mut lat = lat;
         lat.sort();
@@ -156,5 +166,10 @@ fn latency_under_checkpoint(_c: &mut Criterion) {
     println!("checkpoints completed during the measurement: {n}");
 }
 
-criterion_group!(benches, raw_fsync, durable_appends, latency_under_checkpoint);
+criterion_group!(
+    benches,
+    raw_fsync,
+    durable_appends,
+    latency_under_checkpoint
+);
 criterion_main!(benches);

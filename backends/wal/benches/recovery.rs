@@ -22,7 +22,8 @@ fn fill(dir: &std::path::Path, n: u64, checkpoint: bool) -> u64 {
         .checkpoint_threshold(0);
     let e = Engine::open(cfg).expect("open");
     for i in 0..n {
-        e.set(format!("key-{i:08}").as_bytes(), &VALUE).expect("set");
+        e.set(format!("key-{i:08}").as_bytes(), &VALUE)
+            .expect("set");
     }
     if checkpoint {
         e.checkpoint().expect("checkpoint");
@@ -39,7 +40,10 @@ fn recovery(c: &mut Criterion) {
 
     let dir = tempfile::tempdir_in(".").expect("tempdir");
     let log_bytes = fill(dir.path(), n, false);
-    println!("replay: {n} records, {:.1} MB of log", log_bytes as f64 / 1e6);
+    println!(
+        "replay: {n} records, {:.1} MB of log",
+        log_bytes as f64 / 1e6
+    );
     g.throughput(Throughput::Elements(n));
     g.bench_function(format!("replay_{n}_records"), |b| {
         b.iter(|| {

@@ -63,8 +63,13 @@ pub fn inspect(dir: &Path, records: bool, out: &mut dyn Write) -> io::Result<Fin
         let bytes = fs.read(&seg.path)?;
         f.segments += 1;
         if let Err(reason) = segment::check_header(&bytes, seg.first_sequence) {
-            writeln!(out, "segment {} DAMAGED at byte 0: {reason}", seg.path.display())?;
-            f.damage.push(format!("{} at byte 0: {reason}", seg.path.display()));
+            writeln!(
+                out,
+                "segment {} DAMAGED at byte 0: {reason}",
+                seg.path.display()
+            )?;
+            f.damage
+                .push(format!("{} at byte 0: {reason}", seg.path.display()));
             continue;
         }
         let read = reader::read(&bytes);

@@ -5,7 +5,12 @@ use walab_wal::{Config, Engine, SyncPolicy};
 #[test]
 fn a_segment_on_disk_matches_the_documented_format() {
     let dir = tempfile::tempdir().unwrap();
-    let e = Engine::open(Config::new(dir.path()).sync(SyncPolicy::Always).checkpoint_threshold(0)).unwrap();
+    let e = Engine::open(
+        Config::new(dir.path())
+            .sync(SyncPolicy::Always)
+            .checkpoint_threshold(0),
+    )
+    .unwrap();
     e.set(b"k", b"\"v\"").unwrap();
     e.delete(b"k").unwrap();
     drop(e);
@@ -54,7 +59,10 @@ fn a_snapshot_on_disk_matches_the_documented_format() {
         entries.extend_from_slice(v);
     }
     assert_eq!(&s[28..s.len() - 4], &entries[..], "entries sorted by key");
-    assert_eq!(&s[s.len() - 4..], &crc32c::crc32c(&s[..s.len() - 4]).to_le_bytes());
+    assert_eq!(
+        &s[s.len() - 4..],
+        &crc32c::crc32c(&s[..s.len() - 4]).to_le_bytes()
+    );
     // The segments before the checkpoint are gone; the new one is named after S+1.
     assert!(!dir.path().join("00000000000000000001.wal").exists());
     assert!(dir.path().join("00000000000000000003.wal").exists());
