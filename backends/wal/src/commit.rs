@@ -4,15 +4,16 @@
 //! is being written, it becomes the leader: it takes everything queued (up to
 //! `max_batch_records`; one record when group commit is off), writes it with one `write()`,
 //! syncs once if the policy says so, applies the records to the state in order, and posts
-//! every writer's result. Writers that arrived while a sync ran wait on a condition
-//! variable and are carried by the next leader, so under load one fdatasync serves many
-//! writes.
+//! every writer's result, waking each writer of the batch on its own slot and handing the
+//! lead to the first writer still queued. Writers that arrived while a sync ran are carried
+//! by that next leader, so under load one fdatasync serves many writes.
 //!
 //! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
 //! engine: everything queued after it fails too, and nothing is written until reopen.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::config::SyncPolicy;
 use crate::engine::{Bytes, Shared, apply, lock};
@@ -28,22 +29,44 @@ pub(crate) struct WriteOp {
     pub timestamp_micros: u64,
 }
 
+/// Where a writer waits: for its result, or for its turn to lead. One per write, so a
+/// finished batch wakes exactly its own writers and the next leader, not every waiter.
+#[derive(Debug, Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    cv: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SlotState {
+    outcome: Option<Outcome>,
+    lead: bool,
+}
+
+impl Slot {
+    fn post(&self, f: impl FnOnce(&mut SlotState)) {
+        f(&mut lock(&self.state));
+        self.cv.notify_one();
+    }
+}
+
 #[derive(Debug)]
 struct Queued {
     sequence: u64,
     write: WriteOp,
+    slot: Arc<Slot>,
 }
 
 /// What a finished write tells its writer: whether the key existed, or why it failed.
 type Outcome = std::result::Result<bool, String>;
 
-/// Writes waiting for a leader, and results waiting for their writers.
+/// Writes waiting for a leader.
 #[derive(Debug)]
 pub(crate) struct Queue {
     next_sequence: u64,
     waiting: VecDeque<Queued>,
+    /// Whether some writer is leading (or has been handed the lead and is waking up).
     leader_active: bool,
-    results: HashMap<u64, Outcome>,
     /// Why the engine refuses writes, once it does.
     pub poisoned: Option<String>,
     /// Reused between batches to avoid an allocation per batch.
@@ -56,7 +79,6 @@ impl Queue {
             next_sequence,
             waiting: VecDeque::new(),
             leader_active: false,
-            results: HashMap::new(),
             poisoned: None,
             buf: Vec::new(),
         }
@@ -65,6 +87,7 @@ impl Queue {
 
 /// Log `write` and apply it; returns its sequence number and whether the key existed.
 pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
+    let slot = Arc::new(Slot::default());
     let mut q = lock(&s.queue);
     if let Some(cause) = &q.poisoned {
         return Err(Error::Poisoned {
@@ -73,39 +96,61 @@ pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
     }
     let sequence = q.next_sequence;
     q.next_sequence += 1;
-    q.waiting.push_back(Queued { sequence, write });
+    q.waiting.push_back(Queued {
+        sequence,
+        write,
+        slot: slot.clone(),
+    });
+    let mut leading = !q.leader_active;
+    q.leader_active = true;
+    drop(q);
     loop {
-        if let Some(outcome) = q.results.remove(&sequence) {
-            return outcome
-                .map(|existed| (sequence, existed))
-                .map_err(|cause| Error::Poisoned { cause });
+        if leading {
+            lead_one_batch(s);
         }
-        if !q.leader_active {
-            q.leader_active = true;
-            let max = if s.config.group_commit {
-                s.config.max_batch_records.max(1)
-            } else {
-                1
-            };
-            let n = q.waiting.len().min(max);
-            let batch: Vec<Queued> = q.waiting.drain(..n).collect();
-            let mut buf = std::mem::take(&mut q.buf);
-            let poisoned = q.poisoned.clone();
-            drop(q);
-            let outcomes = match poisoned {
-                Some(cause) => vec![Err(cause); batch.len()],
-                None => lead(s, &batch, &mut buf),
-            };
-            q = lock(&s.queue);
-            q.buf = buf;
-            for (item, outcome) in batch.iter().zip(outcomes) {
-                q.results.insert(item.sequence, outcome);
+        let mut st = lock(&slot.state);
+        loop {
+            if let Some(outcome) = st.outcome.take() {
+                return outcome
+                    .map(|existed| (sequence, existed))
+                    .map_err(|cause| Error::Poisoned { cause });
             }
-            q.leader_active = false;
-            s.queue_cv.notify_all();
-            continue;
+            if st.lead {
+                st.lead = false;
+                leading = true;
+                break;
+            }
+            st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-        q = s.queue_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+/// Take a batch from the queue, run it, post each writer's result, and hand the lead to the
+/// first writer still waiting (or give it up when nobody is).
+fn lead_one_batch(s: &Shared) {
+    let mut q = lock(&s.queue);
+    let max = if s.config.group_commit {
+        s.config.max_batch_records.max(1)
+    } else {
+        1
+    };
+    let n = q.waiting.len().min(max);
+    let batch: Vec<Queued> = q.waiting.drain(..n).collect();
+    let mut buf = std::mem::take(&mut q.buf);
+    let poisoned = q.poisoned.clone();
+    drop(q);
+    let outcomes = match poisoned {
+        Some(cause) => vec![Err(cause); batch.len()],
+        None => lead(s, &batch, &mut buf),
+    };
+    for (item, outcome) in batch.iter().zip(outcomes) {
+        item.slot.post(|st| st.outcome = Some(outcome));
+    }
+    let mut q = lock(&s.queue);
+    q.buf = buf;
+    match q.waiting.front() {
+        Some(next) => next.slot.post(|st| st.lead = true),
+        None => q.leader_active = false,
     }
 }
 

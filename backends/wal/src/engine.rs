@@ -57,7 +57,6 @@ pub(crate) struct Shared {
     pub config: Config,
     pub fs: Arc<dyn Fs>,
     pub queue: Mutex<Queue>,
-    pub queue_cv: Condvar,
     /// Held while a batch is written, synced and applied, so whoever holds it sees a state
     /// that matches the log exactly.
     pub log: Mutex<Log>,
@@ -90,8 +89,6 @@ impl Shared {
         if q.poisoned.is_none() {
             q.poisoned = Some(cause.to_string());
         }
-        drop(q);
-        self.queue_cv.notify_all();
     }
 }
 
@@ -136,7 +133,6 @@ impl Engine {
         }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::new(rec.last_sequence + 1)),
-            queue_cv: Condvar::new(),
             log: Mutex::new(rec.log),
             state: RwLock::new(rec.state),
             applied: AtomicU64::new(rec.last_sequence),

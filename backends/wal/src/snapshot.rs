@@ -29,6 +29,10 @@ const PREFIX: &str = "snapshot-";
 const SUFFIX: &str = ".snap";
 /// Appends are made in chunks of this size, so a big state never needs a second copy.
 const CHUNK: usize = 1 << 20;
+/// The snapshot is synced every this many bytes as it is written. On ext4 (ordered mode) a
+/// log fdatasync must also write back other files' dirty data, so a large unsynced
+/// snapshot would stall every write's sync; syncing as we go bounds that stall.
+const SYNC_EVERY: u64 = 8 << 20;
 
 /// The file name of the snapshot covering `sequence`.
 pub fn file_name(sequence: u64) -> String {
@@ -72,10 +76,16 @@ pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(P
     buf.extend_from_slice(&(state.len() as u64).to_le_bytes());
     let mut crc = 0u32;
     let mut size = 0u64;
+    let mut unsynced = 0u64;
     let mut flush = |buf: &mut Vec<u8>, crc: &mut u32| -> Result<()> {
         *crc = crc32c::crc32c_append(*crc, buf);
         size += buf.len() as u64;
+        unsynced += buf.len() as u64;
         file.append(buf).map_err(Error::io("write", &tmp))?;
+        if unsynced >= SYNC_EVERY {
+            file.sync_data().map_err(Error::io("fdatasync", &tmp))?;
+            unsynced = 0;
+        }
         buf.clear();
         Ok(())
     };
