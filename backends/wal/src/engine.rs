@@ -95,7 +95,8 @@ impl Shared {
 /// The WAL engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
     pub(crate) shared: Arc<Shared>,
-    checkpoint_tx: Option<SyncSender<()>>,
+    /// Requests to the checkpoint thread: automatic ones carry no reply channel.
+    checkpoint_tx: Option<SyncSender<CheckpointRequest>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -104,6 +105,20 @@ impl fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("dir", &self.shared.config.dir)
             .finish_non_exhaustive()
+    }
+}
+
+type CheckpointRequest = Option<mpsc::Sender<Result<CheckpointReport>>>;
+
+/// Lower the calling thread's scheduling priority. Checkpoints are long and CPU-heavy;
+/// on a small machine they would otherwise take the core a group-commit leader needs and
+/// add a whole scheduler slice to some writes' latency.
+#[allow(unsafe_code)]
+fn lower_priority() {
+    // SAFETY: setpriority has no memory-safety preconditions; on Linux, PRIO_PROCESS with
+    // who = 0 changes the nice value of the calling thread only.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 
@@ -146,13 +161,17 @@ impl Engine {
             fs,
         });
         let mut threads = Vec::new();
-        let (tx, rx) = mpsc::sync_channel::<()>(1);
+        let (tx, rx) = mpsc::sync_channel::<CheckpointRequest>(1);
         let s = shared.clone();
         threads.push(spawn("walab-checkpoint", move || {
-            while rx.recv().is_ok() {
+            lower_priority();
+            while let Ok(reply) = rx.recv() {
                 // A failed automatic checkpoint leaves the log as it was (its segments
                 // are only deleted after the snapshot is durable); the next one retries.
-                let _ = checkpoint::run(&s);
+                let result = checkpoint::run(&s);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
             }
         })?);
         if let SyncPolicy::Interval(every) = shared.config.sync {
@@ -202,7 +221,7 @@ impl Engine {
         if threshold > 0 && since >= threshold {
             if let Some(tx) = &self.checkpoint_tx {
                 // Full means one is already asked for: nothing to add.
-                if let Err(TrySendError::Disconnected(())) = tx.try_send(()) {
+                if let Err(TrySendError::Disconnected(_)) = tx.try_send(None) {
                     self.shared.poison("the checkpoint thread is gone");
                 }
             }
@@ -251,9 +270,19 @@ impl Engine {
         self.len() == 0
     }
 
-    /// Take a checkpoint now; waits for one already running to finish first.
+    /// Take a checkpoint now, on the checkpoint thread; waits for one already running to
+    /// finish first.
     pub fn checkpoint(&self) -> Result<CheckpointReport> {
-        checkpoint::run(&self.shared)
+        let gone = || Error::Poisoned {
+            cause: "the checkpoint thread is gone".into(),
+        };
+        let (reply_tx, reply_rx) = mpsc::channel();
+        self.checkpoint_tx
+            .as_ref()
+            .ok_or_else(gone)?
+            .send(Some(reply_tx))
+            .map_err(|_| gone())?;
+        reply_rx.recv().map_err(|_| gone())?
     }
 
     /// The records since the last checkpoint, read back from the files on disk: at most
