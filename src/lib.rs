@@ -17,6 +17,7 @@
 //! - [`lab`]: `walab lab`, the supervisor of three servers.
 //! - [`inspect`]: `walab inspect`, offline look at a WAL directory.
 //! - [`timefmt`]: RFC 3339 timestamps for `/admin/wal`.
+//! - [`torture`]: `walab torture`, crash cycles under concurrent writers, checked against a model.
 //! - [`sys`]: the few libc calls (kill, parent-death signal), each justified.
 //!
 //! # Guarantees
@@ -37,6 +38,7 @@ pub mod state;
 pub mod sys;
 pub mod telemetry;
 pub mod timefmt;
+pub mod torture;
 
 use std::future::Future;
 

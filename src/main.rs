@@ -48,6 +48,9 @@ enum Command {
         #[arg(long)]
         records: bool,
     },
+    /// Crash a server again and again under concurrent writers and count, after every
+    /// restart, the acknowledged writes that did not survive.
+    Torture(walab::torture::TortureOptions),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Inspect { dir, records } => walab::inspect::run(&dir, records),
+        Command::Torture(options) => walab::torture::run(options),
     }
 }
 

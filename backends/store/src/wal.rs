@@ -178,6 +178,7 @@ impl KvBackend for WalBackend {
                 "segments_read": r.segments_read,
                 "entries_replayed": r.records_replayed,
                 "torn_bytes_discarded": r.torn_bytes_discarded,
+                "unfinished_checkpoint": r.unfinished_checkpoint,
                 "torn_at": r.torn_at.as_ref().map(|(f, o)| json!({"file": f.display().to_string(), "offset": o})),
                 "last_sequence": r.last_sequence,
             }),

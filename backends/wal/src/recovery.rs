@@ -41,7 +41,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     fs.create_dir_all(dir)
         .map_err(Error::io("create directory", dir))?;
     let names = fs.list(dir).map_err(Error::io("list", dir))?;
+    let mut unfinished_checkpoint = false;
     for name in names.iter().filter(|n| snapshot::is_temporary(n)) {
+        unfinished_checkpoint = true;
         // A snapshot that never got renamed into place: the checkpoint did not finish.
         let path = dir.join(name);
         fs.remove(&path).map_err(Error::io("remove", &path))?;
@@ -74,6 +76,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
         records_replayed: 0,
         torn_bytes_discarded: 0,
         torn_at: None,
+        unfinished_checkpoint,
         last_sequence: snap_seq,
         duration: Default::default(),
     };
@@ -262,6 +265,7 @@ fn open_log(
         .take_while(|&k| firsts[k + 1] <= snap_seq + 1)
         .count();
     if covered > 0 {
+        report.unfinished_checkpoint = true;
         for seg in log.take_sealed_before(firsts[covered]) {
             log.fs
                 .remove(&seg.path)

@@ -40,6 +40,9 @@ pub struct RecoveryReport {
     pub torn_bytes_discarded: u64,
     /// Where the cut was made, if one was.
     pub torn_at: Option<(PathBuf, u64)>,
+    /// Whether a crash had cut a checkpoint short (a temporary snapshot, or segments the
+    /// snapshot already covered, were left behind and have been cleaned up).
+    pub unfinished_checkpoint: bool,
     /// The last sequence number recovered (0 for an empty directory).
     pub last_sequence: u64,
     /// Wall time from open to ready.

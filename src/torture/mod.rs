@@ -1,0 +1,507 @@
+//! `walab torture`: crash a real `walab serve` over and over under concurrent writers, and
+//! count, after every restart, the acknowledged writes that did not survive.
+//!
+//! Each cycle starts the server (its data directory kept from the last cycle), waits until
+//! it is healthy, checks what it holds against the model of everything acknowledged so far
+//! (see [`model`]), then lets K writers hammer a small set of colliding keys with SET,
+//! DELETE and the occasional CLEAR while checkpoints run often, and kills the server at a
+//! random moment: SIGKILL from outside, or the WAL's simulated power loss through
+//! `POST /admin/crash?mode=power-loss`. One line per cycle, a summary row at the end; the
+//! exit status is non-zero when the backend lost or invented data it promised to keep.
+
+pub mod client;
+pub mod model;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use client::Client;
+use model::{Effect, Op, Outcome};
+
+/// How the server is crashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashKind {
+    /// SIGKILL from outside: the OS keeps everything the process wrote.
+    Kill,
+    /// The WAL's simulated power loss: unsynced log bytes are thrown away first.
+    PowerLoss,
+}
+
+/// The options of `walab torture`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TortureOptions {
+    /// Which backend to torture: wal, memory or sled.
+    #[arg(long, default_value = "wal")]
+    pub backend: String,
+    /// The WAL's FSYNC policy (always, never, interval:<ms>).
+    #[arg(long, default_value = "always")]
+    pub fsync: String,
+    /// sled's SLED_FLUSH (always or background).
+    #[arg(long, default_value = "background")]
+    pub sled_flush: String,
+    /// How to crash the server.
+    #[arg(long, value_enum, default_value = "kill")]
+    pub crash: CrashKind,
+    /// Crash cycles to run.
+    #[arg(long, default_value_t = 20)]
+    pub cycles: u32,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Distinct keys the writers share (few keys: many collisions).
+    #[arg(long, default_value_t = 64)]
+    pub keys: usize,
+    /// Checkpoint every this many records, so kills land inside checkpoints.
+    #[arg(long, default_value_t = 25)]
+    pub checkpoint_threshold: u64,
+    /// Shortest time from the writers starting to the crash, in ms.
+    #[arg(long, default_value_t = 50)]
+    pub min_ms: u64,
+    /// Longest time from the writers starting to the crash, in ms.
+    #[arg(long, default_value_t = 400)]
+    pub max_ms: u64,
+    /// Random seed (cycle timings and operations); default: from the clock.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Keep the server's data here instead of a temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl TortureOptions {
+    /// Whether the backend promises that every acknowledged write survives this crash.
+    pub fn promises_no_loss(&self) -> bool {
+        match self.backend.as_str() {
+            "wal" => self.crash == CrashKind::Kill || self.fsync == "always",
+            "sled" => self.sled_flush == "always",
+            _ => false,
+        }
+    }
+
+    fn policy(&self) -> String {
+        match self.backend.as_str() {
+            "wal" => format!("FSYNC={}", self.fsync),
+            "sled" => format!("SLED_FLUSH={}", self.sled_flush),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// A small deterministic random source (xorshift64*), so a seed replays a run's choices.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Totals over all cycles.
+#[derive(Debug, Default, Clone)]
+struct Totals {
+    cycles: u32,
+    acked: u64,
+    in_flight: u64,
+    failed: u64,
+    lost: u64,
+    phantom: u64,
+    seq_backwards: u64,
+    checkpoints_cut_short: u64,
+    restart_ms: Vec<u64>,
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start_server(
+    opts: &TortureOptions,
+    dir: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+) -> std::io::Result<Server> {
+    let exe = std::env::current_exe()?;
+    // The server's own log (thousands of "poisoned" errors after each power-loss crash)
+    // goes to a file, so the torture's output stays one line per cycle.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = Command::new(exe)
+        .arg("serve")
+        .env("KV_BACKEND", &opts.backend)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("DATA_DIR", dir)
+        .env("FSYNC", &opts.fsync)
+        .env("SLED_FLUSH", &opts.sled_flush)
+        .env(
+            "CHECKPOINT_THRESHOLD",
+            opts.checkpoint_threshold.to_string(),
+        )
+        .env("SEGMENT_BYTES", (256 * 1024).to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    Ok(Server {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    })
+}
+
+/// Wait until `/health` answers 200; returns how long it took.
+fn wait_healthy(server: &mut Server, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut client = Client::new(server.addr);
+    while started.elapsed() < limit {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("the server exited during start-up ({status})"));
+        }
+        if let Ok(r) = client.request("GET", "/health", None) {
+            if r.status == 200 {
+                return Ok(started.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(format!("not healthy after {limit:?}"))
+}
+
+fn read_all(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
+    let r = Client::new(addr)
+        .request("GET", "/kv", None)
+        .map_err(|e| format!("GET /kv: {e}"))?;
+    let data = r
+        .json
+        .get("data")
+        .and_then(|d| d.as_object())
+        .ok_or_else(|| format!("GET /kv answered {} without data", r.status))?;
+    Ok(data
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect())
+}
+
+/// One writer's loop until `stop`: returns what it did.
+fn writer(
+    id: usize,
+    addr: SocketAddr,
+    keys: usize,
+    seed: u64,
+    clock: &AtomicU64,
+    stop: &AtomicBool,
+) -> Vec<Op> {
+    let mut rng = Rng(seed);
+    let mut client = Client::new(addr);
+    let mut ops = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let roll = rng.below(1000);
+        let key = format!("k{}", rng.below(keys as u64));
+        n += 1;
+        let (method, path, body, op_key, effect) = if roll < 3 && id == 0 {
+            (
+                "POST",
+                "/admin/clear".to_string(),
+                None,
+                None,
+                Effect::Absent,
+            )
+        } else if roll < 200 {
+            (
+                "DELETE",
+                format!("/kv/{key}"),
+                None,
+                Some(key),
+                Effect::Absent,
+            )
+        } else {
+            let value = format!("w{id}-{n}-{}", rng.below(1 << 30));
+            let body = serde_json::json!({"key": key, "value": value}).to_string();
+            (
+                "POST",
+                "/kv".to_string(),
+                Some(body),
+                Some(key),
+                Effect::Set(value),
+            )
+        };
+        let sent = clock.fetch_add(1, Ordering::SeqCst);
+        let reply = client.request(method, &path, body.as_deref());
+        let replied = clock.fetch_add(1, Ordering::SeqCst);
+        let (outcome, sequence) = match &reply {
+            Ok(r) if r.status == 200 => (Outcome::Acked, r.json["sequence"].as_u64()),
+            // The key was absent: no write happened, nothing to model.
+            Ok(r) if r.status == 404 && method == "DELETE" => continue,
+            Ok(_) => (Outcome::Failed, None),
+            Err(_) => (Outcome::InFlight, None),
+        };
+        ops.push(Op {
+            key: op_key,
+            effect,
+            sent,
+            replied,
+            outcome,
+            sequence,
+        });
+        if reply.is_err() {
+            // The server is going or gone; stop hammering until the next cycle.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    ops
+}
+
+fn stats(addr: SocketAddr) -> serde_json::Value {
+    Client::new(addr)
+        .request("GET", "/admin/stats", None)
+        .map(|r| r.json)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Run the torture; the summary row is printed at the end.
+pub fn run(opts: TortureOptions) -> ExitCode {
+    match torture(&opts) {
+        Ok(t) => {
+            print_summary(&opts, &t);
+            if opts.promises_no_loss() && (t.lost > 0 || t.phantom > 0 || t.seq_backwards > 0) {
+                eprintln!(
+                    "walab torture: FAILED: the {} backend ({}) promised to keep every acknowledged write",
+                    opts.backend,
+                    opts.policy()
+                );
+                ExitCode::FAILURE
+            } else if t.phantom > 0 {
+                eprintln!("walab torture: FAILED: values nobody wrote appeared");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("walab torture: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn torture(opts: &TortureOptions) -> Result<Totals, String> {
+    let temp;
+    let dir = match &opts.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempdir()?;
+            temp.0.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let seed = opts.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    println!(
+        "torture: backend {} ({}), crash {:?}, {} cycles, {} writers, {} keys, checkpoint every {} records, seed {seed}",
+        opts.backend,
+        opts.policy(),
+        opts.crash,
+        opts.cycles,
+        opts.writers,
+        opts.keys,
+        opts.checkpoint_threshold
+    );
+    let log = std::env::temp_dir().join(format!("walab-torture-{}.log", std::process::id()));
+    println!("torture: server log in {}", log.display());
+    let mut rng = Rng(seed);
+    let keys: Vec<String> = (0..opts.keys).map(|i| format!("k{i}")).collect();
+    let mut totals = Totals::default();
+    let mut baseline: BTreeMap<String, String> = BTreeMap::new();
+    let mut pending: Vec<Op> = Vec::new();
+    let mut max_acked_seq = 0u64;
+    for cycle in 0..=opts.cycles {
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let mut server =
+            start_server(opts, &dir, port, &log).map_err(|e| format!("start walab serve: {e}"))?;
+        let restart = wait_healthy(&mut server, Duration::from_secs(30)).inspect_err(|_| {
+            let _ = server.child.kill();
+        })?;
+        let actual = read_all(server.addr)?;
+        let check = model::check_cycle(&keys, &baseline, &pending, &actual);
+        let st = stats(server.addr);
+        if cycle > 0 {
+            let acked = pending
+                .iter()
+                .filter(|o| o.outcome == Outcome::Acked)
+                .count() as u64;
+            let in_flight = pending
+                .iter()
+                .filter(|o| o.outcome == Outcome::InFlight)
+                .count() as u64;
+            let failed = pending
+                .iter()
+                .filter(|o| o.outcome == Outcome::Failed)
+                .count() as u64;
+            totals.cycles += 1;
+            totals.acked += acked;
+            totals.in_flight += in_flight;
+            totals.failed += failed;
+            totals.lost += check.lost;
+            totals.phantom += check.phantom;
+            totals.restart_ms.push(restart.as_millis() as u64);
+            let recovery = &st["last_recovery"];
+            let cut_short = recovery["unfinished_checkpoint"] == true;
+            totals.checkpoints_cut_short += u64::from(cut_short);
+            println!(
+                "cycle {cycle:>4}: {acked:>6} acked, {in_flight:>2} in flight, {failed:>3} failed | lost {:>3}, phantom {} | {} keys | replayed {}, torn {} B, snapshot {}{} | healthy {} ms",
+                check.lost,
+                check.phantom,
+                actual.len(),
+                st["recovered_entries"],
+                recovery["torn_bytes_discarded"].as_u64().unwrap_or(0),
+                recovery["snapshot"]["sequence"]
+                    .as_u64()
+                    .map_or("-".to_string(), |s| s.to_string()),
+                if cut_short {
+                    ", checkpoint cut short"
+                } else {
+                    ""
+                },
+                restart.as_millis()
+            );
+        }
+        baseline = actual;
+        if cycle == opts.cycles {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            break;
+        }
+
+        let clock = Arc::new(AtomicU64::new(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (0..opts.writers)
+            .map(|id| {
+                let (clock, stop) = (clock.clone(), stop.clone());
+                let (addr, nkeys, wseed) = (server.addr, opts.keys, rng.next());
+                std::thread::spawn(move || writer(id, addr, nkeys, wseed, &clock, &stop))
+            })
+            .collect();
+        let wait = opts.min_ms + rng.below(opts.max_ms.saturating_sub(opts.min_ms) + 1);
+        std::thread::sleep(Duration::from_millis(wait));
+        match opts.crash {
+            CrashKind::Kill => {
+                let _ = server.child.kill();
+            }
+            CrashKind::PowerLoss => {
+                let r =
+                    Client::new(server.addr).request("POST", "/admin/crash?mode=power-loss", None);
+                if !matches!(&r, Ok(r) if r.status == 200) {
+                    let _ = server.child.kill();
+                    return Err(format!("crash?mode=power-loss failed: {r:?}"));
+                }
+            }
+        }
+        let _ = server.child.wait();
+        stop.store(true, Ordering::Relaxed);
+        pending = Vec::new();
+        for h in handles {
+            pending.extend(
+                h.join()
+                    .map_err(|_| "a writer thread panicked".to_string())?,
+            );
+        }
+        // Sequence numbers must go on increasing: the new cycle's acknowledged writes are
+        // compared with the highest acknowledged before the crash.
+        let new_max = pending.iter().filter_map(|o| o.sequence).max().unwrap_or(0);
+        let backwards = pending
+            .iter()
+            .filter(|o| o.sequence.is_some_and(|s| s <= max_acked_seq))
+            .count() as u64;
+        totals.seq_backwards += backwards;
+        max_acked_seq = max_acked_seq.max(new_max);
+    }
+    Ok(totals)
+}
+
+fn print_summary(opts: &TortureOptions, t: &Totals) {
+    let mut ms = t.restart_ms.clone();
+    ms.sort_unstable();
+    let p50 = ms.get(ms.len() / 2).copied().unwrap_or(0);
+    let max = ms.last().copied().unwrap_or(0);
+    let crash = match opts.crash {
+        CrashKind::Kill => "process kill",
+        CrashKind::PowerLoss => "power loss",
+    };
+    println!();
+    println!(
+        "| backend | policy | crash | cycles | writes acknowledged | lost | phantom | in flight | failed | seq backwards | kills inside a checkpoint | restart p50 / max | promise |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {crash} | {} | {} | {} | {} | {} | {} | {} | {} | {p50} / {max} ms | {} |",
+        opts.backend,
+        opts.policy(),
+        t.cycles,
+        t.acked,
+        t.lost,
+        t.phantom,
+        t.in_flight,
+        t.failed,
+        t.seq_backwards,
+        if opts.backend == "wal" {
+            t.checkpoints_cut_short.to_string()
+        } else {
+            "-".into()
+        },
+        if opts.promises_no_loss() {
+            "no loss"
+        } else {
+            "none"
+        }
+    );
+}
+
+/// A temporary directory removed on drop, without a dependency for it.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> Result<TempDir, String> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("walab-torture-{}-{nanos}", std::process::id());
+    let dir = std::env::temp_dir().join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    Ok(TempDir(dir))
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Crash torture over real processes, with target/release/walab.
+#
+#   tests/e2e/torture.sh ci          the rows CI must pass, 20 kill cycles each
+#   tests/e2e/torture.sh table 200   every backend and policy, 200 cycles per row, as the
+#                                    markdown table the README shows
+#
+# A row whose backend promises no loss fails the script if it loses or invents a write;
+# the other rows only report what they lost.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+walab=${WALAB:-target/release/walab}
+[ -x "$walab" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+
+mode=${1:-ci}
+cycles=${2:-20}
+case "$mode" in
+  ci)
+    rows=(
+      "--backend wal --fsync always --crash kill"
+      "--backend wal --fsync always --crash power-loss"
+      "--backend sled --sled-flush always --crash kill"
+      "--backend wal --fsync never --crash power-loss"
+    )
+    ;;
+  table)
+    rows=(
+      "--backend wal --fsync always --crash kill"
+      "--backend wal --fsync always --crash power-loss"
+      "--backend wal --fsync interval:100 --crash kill"
+      "--backend wal --fsync interval:100 --crash power-loss"
+      "--backend wal --fsync never --crash kill"
+      "--backend wal --fsync never --crash power-loss"
+      "--backend memory --crash kill"
+      "--backend sled --sled-flush background --crash kill"
+      "--backend sled --sled-flush always --crash kill"
+    )
+    ;;
+  *) echo "usage: $0 ci|table [cycles]" >&2; exit 2 ;;
+esac
+
+summary=()
+status=0
+for row in "${rows[@]}"; do
+  log=$(mktemp)
+  # shellcheck disable=SC2086
+  if ! "$walab" torture --cycles "$cycles" $row | tee "$log" | grep -E '^(torture:|cycle .*(lost +[1-9]|phantom [1-9]))' ; then :; fi
+  rc=${PIPESTATUS[0]}
+  summary+=("$(tail -n 1 "$log")")
+  header=$(tail -n 3 "$log" | head -n 2)
+  rm -f "$log"
+  if [ "$rc" != 0 ]; then
+    echo "FAIL: walab torture $row exited $rc" >&2
+    status=1
+  fi
+done
+echo
+echo "$header"
+printf '%s\n' "${summary[@]}"
+exit "$status"
