@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod model;
+pub mod resources;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -123,6 +124,7 @@ struct Totals {
     seq_backwards: u64,
     checkpoints_cut_short: u64,
     restart_ms: Vec<u64>,
+    resources: resources::Span,
 }
 
 struct Server {
@@ -413,6 +415,9 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
             .collect();
         let wait = opts.min_ms + rng.below(opts.max_ms.saturating_sub(opts.min_ms) + 1);
         std::thread::sleep(Duration::from_millis(wait));
+        totals
+            .resources
+            .add(resources::sample(server.child.id(), &dir));
         match opts.crash {
             CrashKind::Kill => {
                 let _ = server.child.kill();
@@ -458,6 +463,7 @@ fn print_summary(opts: &TortureOptions, t: &Totals) {
         CrashKind::PowerLoss => "power loss",
     };
     println!();
+    println!("{}", t.resources.describe());
     println!(
         "| backend | policy | crash | cycles | writes acknowledged | lost | phantom | in flight | failed | seq backwards | kills inside a checkpoint | restart p50 / max | promise |"
     );
