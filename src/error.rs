@@ -90,9 +90,10 @@ pub enum ApiError {
     /// The engine refuses writes until restarted.
     #[error("{0}")]
     Poisoned(String),
-    /// A storage operation failed; the real error is logged, not shown.
-    #[error("the store could not write to disk; the write was not applied")]
-    Storage,
+    /// A storage operation failed. The detail says what failed, and where: the lab runs on
+    /// the user's own machine, and "No space left on device" is what they need to act.
+    #[error("{0}")]
+    Storage(String),
     /// A bug: a blocking task panicked or was cancelled.
     #[error("internal error; the server log has the details")]
     Internal,
@@ -122,7 +123,7 @@ impl ApiError {
             E::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Poisoned(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_poisoned"),
-            E::Storage => (StatusCode::SERVICE_UNAVAILABLE, "storage_failure"),
+            E::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_failure"),
             E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -135,16 +136,18 @@ impl From<StoreError> for ApiError {
             StoreError::TooLarge(msg) => ApiError::TooLarge(msg),
             StoreError::Invalid(msg) => ApiError::Invalid(msg),
             StoreError::Poisoned(msg) => {
-                tracing::error!(error = %msg, "the store is poisoned");
+                // The failure itself was logged as an error when it happened; each write
+                // refused after it is only a consequence.
+                tracing::warn!(error = %msg, "write refused: the store is poisoned");
                 ApiError::Poisoned(msg)
             }
             StoreError::Storage(msg) => {
                 tracing::error!(error = %msg, "storage failure");
-                ApiError::Storage
+                ApiError::Storage(msg)
             }
             other => {
                 tracing::error!(error = %other, "unexpected store error");
-                ApiError::Storage
+                ApiError::Storage(other.to_string())
             }
         }
     }
@@ -187,8 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn storage_details_are_generic() {
-        let api = ApiError::from(StoreError::Storage("EIO at /secret/path".into()));
-        assert!(!api.to_string().contains("/secret/path"));
+    fn storage_failures_say_what_failed() {
+        let api = ApiError::from(StoreError::Storage(
+            "the write was not applied: write /data/1.wal: No space left on device".into(),
+        ));
+        assert!(api.to_string().contains("No space left on device"));
     }
 }

@@ -19,7 +19,7 @@ pub enum StoreError {
     #[error("the store refuses writes until it is restarted: {0}")]
     Poisoned(String),
     /// A storage operation failed (disk full, I/O error); the request had no effect in memory.
-    #[error("storage failure: {0}")]
+    #[error("{0}")]
     Storage(String),
 }
 

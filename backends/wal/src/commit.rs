@@ -58,7 +58,7 @@ struct Queued {
 }
 
 /// What a finished write tells its writer: whether the key existed, or why it failed.
-type Outcome = std::result::Result<bool, String>;
+type Outcome = Result<bool>;
 
 /// Writes waiting for a leader.
 #[derive(Debug)]
@@ -111,9 +111,7 @@ pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
         let mut st = lock(&slot.state);
         loop {
             if let Some(outcome) = st.outcome.take() {
-                return outcome
-                    .map(|existed| (sequence, existed))
-                    .map_err(|cause| Error::Poisoned { cause });
+                return outcome.map(|existed| (sequence, existed));
             }
             if st.lead {
                 st.lead = false;
@@ -140,7 +138,14 @@ fn lead_one_batch(s: &Shared) {
     let poisoned = q.poisoned.clone();
     drop(q);
     let outcomes = match poisoned {
-        Some(cause) => vec![Err(cause); batch.len()],
+        Some(cause) => batch
+            .iter()
+            .map(|_| {
+                Err(Error::Poisoned {
+                    cause: cause.clone(),
+                })
+            })
+            .collect(),
         None => lead(s, &batch, &mut buf),
     };
     for (item, outcome) in batch.iter().zip(outcomes) {
@@ -186,7 +191,14 @@ fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
             drop(log);
             let cause = e.to_string();
             s.poison(&cause);
-            return vec![Err(cause); batch.len()];
+            return batch
+                .iter()
+                .map(|_| {
+                    Err(Error::WriteFailed {
+                        cause: cause.clone(),
+                    })
+                })
+                .collect();
         }
     };
     log.counters.batch_sizes.record(batch.len() as u64);

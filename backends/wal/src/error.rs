@@ -32,6 +32,13 @@ pub enum Error {
         /// What is wrong there.
         reason: String,
     },
+    /// Writing or syncing this write's batch failed: the write was not applied, and the
+    /// engine is now poisoned.
+    #[error("the write was not applied: {cause}; the store refuses writes until it is restarted")]
+    WriteFailed {
+        /// The failure, with the file it happened to.
+        cause: String,
+    },
     /// An earlier write or sync failed, so what is on disk is unknown; the engine refuses
     /// writes until it is reopened and recovery has looked at the disk again.
     #[error("the log is poisoned by an earlier failure ({cause}); restart to recover")]

@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -47,21 +48,31 @@ pub trait Fs: Send + Sync + fmt::Debug {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
 
+/// A file written with positioned writes (`pwrite`) at an offset the engine tracks: the
+/// engine always knows where its bytes went, and fault injection (libfiu's
+/// `posix/io/rw/pwrite`) can target file writes without touching the sockets and wake-up
+/// pipes that use plain `write`.
 #[derive(Debug)]
-struct RealFile(File);
+struct RealFile {
+    file: File,
+    end: u64,
+}
 
 impl FsFile for RealFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+        self.file.write_all_at(buf, self.end)?;
+        self.end += buf.len() as u64;
+        Ok(())
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        // The file is opened with O_APPEND, so the next write lands at the new end.
-        self.0.set_len(len)
+        self.file.set_len(len)?;
+        self.end = len;
+        Ok(())
     }
 }
 
@@ -96,8 +107,9 @@ impl Fs for RealFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(Box::new(RealFile(file)))
+        let file = OpenOptions::new().write(true).open(path)?;
+        let end = file.metadata()?.len();
+        Ok(Box::new(RealFile { file, end }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -31,7 +31,7 @@ fn a_failed_write_or_sync_poisons_and_loses_nothing_acknowledged() {
                         }
                         Err(err) => {
                             failed = Some(key);
-                            assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+                            assert!(matches!(err, Error::WriteFailed { .. }), "{err}");
                             break;
                         }
                     }
