@@ -69,6 +69,9 @@ pub struct TortureOptions {
     /// Random seed (cycle timings and operations); default: from the clock.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Percent of requests that are reads (GET of a random key), for a mixed load.
+    #[arg(long, default_value_t = 0)]
+    pub read_percent: u64,
     /// Keep the server's data here instead of a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -123,6 +126,8 @@ struct Totals {
     phantom: u64,
     seq_backwards: u64,
     checkpoints_cut_short: u64,
+    reads: u64,
+    read_errors: u64,
     restart_ms: Vec<u64>,
     resources: resources::Span,
 }
@@ -211,22 +216,40 @@ fn read_all(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
 }
 
 /// One writer's loop until `stop`: returns what it did.
+/// What one writer did in a cycle.
+#[derive(Debug, Default)]
+struct WriterReport {
+    ops: Vec<Op>,
+    reads: u64,
+    /// Reads the running server answered with neither 200 nor 404.
+    read_errors: u64,
+}
+
 fn writer(
     id: usize,
     addr: SocketAddr,
-    keys: usize,
+    (keys, read_percent): (usize, u64),
     seed: u64,
     clock: &AtomicU64,
     stop: &AtomicBool,
-) -> Vec<Op> {
+) -> WriterReport {
     let mut rng = Rng(seed);
     let mut client = Client::new(addr);
-    let mut ops = Vec::new();
+    let mut report = WriterReport::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let roll = rng.below(1000);
         let key = format!("k{}", rng.below(keys as u64));
         n += 1;
+        if rng.below(100) < read_percent {
+            match client.request("GET", &format!("/kv/{key}"), None) {
+                Ok(r) if r.status == 200 || r.status == 404 => report.reads += 1,
+                Ok(_) => report.read_errors += 1,
+                // The server is gone: a restart, not an error.
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+            continue;
+        }
         let (method, path, body, op_key, effect) = if roll < 3 && id == 0 {
             (
                 "POST",
@@ -264,7 +287,7 @@ fn writer(
             Ok(_) => (Outcome::Failed, None),
             Err(_) => (Outcome::InFlight, None),
         };
-        ops.push(Op {
+        report.ops.push(Op {
             key: op_key,
             effect,
             sent,
@@ -277,7 +300,7 @@ fn writer(
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    ops
+    report
 }
 
 fn stats(addr: SocketAddr) -> serde_json::Value {
@@ -409,8 +432,8 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         let handles: Vec<_> = (0..opts.writers)
             .map(|id| {
                 let (clock, stop) = (clock.clone(), stop.clone());
-                let (addr, nkeys, wseed) = (server.addr, opts.keys, rng.next());
-                std::thread::spawn(move || writer(id, addr, nkeys, wseed, &clock, &stop))
+                let (addr, load, wseed) = (server.addr, (opts.keys, opts.read_percent), rng.next());
+                std::thread::spawn(move || writer(id, addr, load, wseed, &clock, &stop))
             })
             .collect();
         let wait = opts.min_ms + rng.below(opts.max_ms.saturating_sub(opts.min_ms) + 1);
@@ -435,10 +458,12 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         stop.store(true, Ordering::Relaxed);
         pending = Vec::new();
         for h in handles {
-            pending.extend(
-                h.join()
-                    .map_err(|_| "a writer thread panicked".to_string())?,
-            );
+            let r = h
+                .join()
+                .map_err(|_| "a writer thread panicked".to_string())?;
+            pending.extend(r.ops);
+            totals.reads += r.reads;
+            totals.read_errors += r.read_errors;
         }
         // Sequence numbers must go on increasing: the new cycle's acknowledged writes are
         // compared with the highest acknowledged before the crash.
@@ -464,6 +489,12 @@ fn print_summary(opts: &TortureOptions, t: &Totals) {
     };
     println!();
     println!("{}", t.resources.describe());
+    if t.reads > 0 || t.read_errors > 0 {
+        println!(
+            "reads: {} answered, {} errors from a running server",
+            t.reads, t.read_errors
+        );
+    }
     println!(
         "| backend | policy | crash | cycles | writes acknowledged | lost | phantom | in flight | failed | seq backwards | kills inside a checkpoint | restart p50 / max | promise |"
     );
