@@ -30,6 +30,11 @@ pub(crate) fn run(s: &Shared) -> Result<CheckpointReport> {
 
     let (sequence, state) = {
         let mut log = lock(&s.log);
+        // Checked again under the log lock: the log may have failed (or been cut by a
+        // simulated power loss) while this checkpoint waited for it.
+        if let Some(cause) = log.failed.clone() {
+            return Err(Error::Poisoned { cause });
+        }
         let sequence = s.applied.load(Ordering::Acquire);
         if sequence == previous {
             drop(log);

@@ -52,6 +52,11 @@ pub(crate) struct Log {
     pub sealed: Vec<Sealed>,
     pub segment_bytes: u64,
     pub counters: LogCounters,
+    /// Set by the first failed write or sync (or a simulated power loss): from then on the
+    /// log refuses every write, sync and roll-over. What is on disk is unknown until
+    /// recovery reads it again, and a failed fsync must never be retried as if it could
+    /// make the data safe.
+    pub failed: Option<String>,
 }
 
 /// Create a new, empty segment starting at `first_sequence`, durably: the header is synced
@@ -76,10 +81,29 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, first_sequence: u64) -> Re
 }
 
 impl Log {
+    /// Refuse to touch the files once a failure has made their state unknown.
+    fn check(&self) -> Result<()> {
+        match &self.failed {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Remember a failure; every later operation is refused.
+    fn fail(&mut self, e: Error) -> Error {
+        self.failed.get_or_insert_with(|| e.to_string());
+        e
+    }
+
     /// Append bytes (whole records) to the active segment.
     pub fn append(&mut self, bytes: &[u8], records: usize) -> Result<()> {
+        self.check()?;
         let a = &mut self.active;
-        a.file.append(bytes).map_err(Error::io("write", &a.path))?;
+        if let Err(e) = a.file.append(bytes).map_err(Error::io("write", &a.path)) {
+            return Err(self.fail(e));
+        }
         a.len += bytes.len() as u64;
         self.counters.appends += records as u64;
         self.counters.bytes_written += bytes.len() as u64;
@@ -88,11 +112,12 @@ impl Log {
 
     /// Sync the active segment; returns how long the sync took.
     pub fn sync(&mut self) -> Result<Duration> {
+        self.check()?;
         let a = &mut self.active;
         let started = Instant::now();
-        a.file
-            .sync_data()
-            .map_err(Error::io("fdatasync", &a.path))?;
+        if let Err(e) = a.file.sync_data().map_err(Error::io("fdatasync", &a.path)) {
+            return Err(self.fail(e));
+        }
         let took = started.elapsed();
         a.synced_len = a.len;
         self.counters.fsyncs += 1;
@@ -107,10 +132,14 @@ impl Log {
 
     /// Seal the active segment (synced) and start a new one at `first_sequence`.
     pub fn rotate(&mut self, first_sequence: u64) -> Result<()> {
+        self.check()?;
         if self.active.synced_len < self.active.len {
             self.sync()?;
         }
-        let next = create_segment(self.fs.as_ref(), &self.dir, first_sequence)?;
+        let next = match create_segment(self.fs.as_ref(), &self.dir, first_sequence) {
+            Ok(next) => next,
+            Err(e) => return Err(self.fail(e)),
+        };
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.push(Sealed {
             first_sequence: old.first_sequence,
@@ -153,6 +182,10 @@ impl Log {
     /// synced watermark. With `torn_fragment`, leave the first bytes of the unsynced part
     /// behind, as a write cut off mid-way does.
     pub fn cut_to_synced(&mut self, torn_fragment: bool) -> Result<PowerLossReport> {
+        self.check()?;
+        // Nothing may touch the log after the cut: a later roll-over would seal the torn
+        // fragment into the middle of the log, where recovery rightly calls it damage.
+        self.failed = Some("a simulated power loss cut the log; restart to recover".into());
         let a = &mut self.active;
         let unsynced = a.len - a.synced_len;
         let fragment = if torn_fragment && unsynced > 1 {
@@ -177,5 +210,61 @@ impl Log {
             unsynced_bytes_dropped: unsynced - fragment.len() as u64,
             torn_fragment_bytes: fragment.len() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+
+    fn log(fs: &SimFs) -> Log {
+        let dir = PathBuf::from("/d");
+        let active = create_segment(fs, &dir, 1).expect("segment");
+        Log {
+            dir,
+            fs: Arc::new(fs.clone()),
+            active,
+            sealed: Vec::new(),
+            segment_bytes: 1 << 20,
+            counters: LogCounters::default(),
+            failed: None,
+        }
+    }
+
+    #[test]
+    fn regression_nothing_touches_the_log_after_a_power_loss_cut() {
+        // Found by `walab torture --fsync interval:100 --crash power-loss`: a batch or a
+        // checkpoint already waiting for the log lock ran after the cut, appending records
+        // or rolling the log over behind the torn fragment, and the next start-up refused
+        // the directory as damaged.
+        let fs = SimFs::new(1);
+        let mut log = log(&fs);
+        log.append(&[1; 40], 1).expect("append");
+        log.cut_to_synced(true).expect("cut");
+        assert!(matches!(
+            log.append(&[2; 40], 1),
+            Err(Error::Poisoned { .. })
+        ));
+        assert!(matches!(log.rotate(2), Err(Error::Poisoned { .. })));
+        assert!(matches!(log.sync(), Err(Error::Poisoned { .. })));
+    }
+
+    #[test]
+    fn a_failed_sync_is_never_retried() {
+        use crate::fs::{Fault, FaultOp};
+        let fs = SimFs::new(2);
+        let mut log = log(&fs);
+        log.append(&[1; 40], 1).expect("append");
+        fs.inject(Fault {
+            op: FaultOp::Sync,
+            nth: 0,
+            kind: std::io::ErrorKind::Other,
+        });
+        assert!(matches!(log.sync(), Err(Error::Io { .. })));
+        let syncs = fs.syncs();
+        assert!(log.sync().is_err());
+        assert!(log.rotate(2).is_err());
+        assert_eq!(fs.syncs(), syncs, "no sync may follow a failed one");
     }
 }

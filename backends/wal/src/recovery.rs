@@ -251,6 +251,7 @@ fn open_log(
         sealed,
         segment_bytes: config.segment_bytes,
         counters: LogCounters::default(),
+        failed: None,
     };
     // Segments wholly covered by the snapshot are left over from a checkpoint that was cut
     // short after its snapshot became durable; finish its clean-up. A sealed segment is

@@ -144,3 +144,43 @@ fn a_simulated_power_loss_keeps_synced_writes_only() {
         assert_eq!(e.recovery().torn_bytes_discarded, r.torn_fragment_bytes);
     }
 }
+
+#[test]
+fn after_a_simulated_power_loss_checkpoints_are_refused_and_the_directory_reopens() {
+    for sync in [
+        SyncPolicy::Never,
+        SyncPolicy::Interval(std::time::Duration::from_millis(1)),
+    ] {
+        let fs = SimFs::new(8);
+        let e = open(&fs, config(sync)).unwrap();
+        for i in 0..10 {
+            e.set(format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        e.simulate_power_loss(true).unwrap();
+        assert!(
+            e.checkpoint().is_err(),
+            "a checkpoint after the cut must be refused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let fs = process_crash(&fs, e);
+        let e = open(&fs, config(sync)).unwrap();
+        assert!(e.recovery().torn_bytes_discarded > 0);
+    }
+}
+
+#[test]
+fn a_checkpoint_never_retries_a_failed_sync() {
+    use walab_wal::fs::{Fault, FaultOp};
+    let fs = SimFs::new(9);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    e.set(b"a", b"1").unwrap();
+    fs.inject(Fault {
+        op: FaultOp::Sync,
+        nth: 0,
+        kind: std::io::ErrorKind::Other,
+    });
+    assert!(e.set(b"b", b"2").is_err());
+    let syncs = fs.syncs();
+    assert!(e.checkpoint().is_err());
+    assert_eq!(fs.syncs(), syncs, "no sync may follow a failed one");
+}
