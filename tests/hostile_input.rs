@@ -69,6 +69,9 @@ enum Expect {
     Error(u16, &'static str),
     /// A success with this status; every field of the JSON object given must match.
     Ok(u16, Value),
+    /// A success with this status whose body contains this text (for JSON that serde_json
+    /// parses only as raw text: huge numbers, lone surrogates).
+    OkText(u16, &'static str),
     /// A bare status from hyper, below the router (no JSON body).
     Bare(u16),
     /// A 4xx of any kind, or a closed connection; never a 5xx, never a hang.
@@ -291,6 +294,14 @@ fn check(expect: &Expect, outcome: &Outcome) -> Result<(), String> {
                 }
             }
         }
+        Expect::OkText(want, needle) => {
+            if status != *want || !text.contains(needle) {
+                return Err(format!(
+                    "want {want} with {needle:?} in the body, {}",
+                    got()
+                ));
+            }
+        }
         Expect::Bare(want) => {
             if status != *want {
                 return Err(format!("want {want}, {}", got()));
@@ -318,7 +329,7 @@ fn truncate(text: &str) -> String {
 
 /// The table for one backend (`wal`, `memory` or `sled`).
 fn table(backend: &str) -> Vec<Row> {
-    use Expect::{Bare, Error, FourXxOrClosed, Ok};
+    use Expect::{Bare, Error, FourXxOrClosed, Ok, OkText};
     let key_1024 = "k".repeat(1024);
     let key_1025 = "k".repeat(1025);
     // 513 two-byte characters: 513 characters, but 1026 bytes.
@@ -498,6 +509,33 @@ fn table(backend: &str) -> Vec<Row> {
             Ok(200, json!({"key": "plain", "value": "p"})),
         )
         .stores("plain", json!("p")),
+        // Valid JSON text that serde_json cannot turn into a `Value`: stored and served as
+        // sent. Each is deleted again, but its SET stays in the WAL for /admin/wal below.
+        row(
+            "a huge exponent is stored as sent",
+            post(r#"{"key":"huge-number","value":1e999999}"#),
+            OkText(200, r#""value":1e999999"#),
+        ),
+        row(
+            "the huge exponent reads back as sent",
+            get("/kv/huge-number"),
+            OkText(200, r#"{"key":"huge-number","value":1e999999}"#),
+        ),
+        row(
+            "delete the huge exponent",
+            req("DELETE", "/kv/huge-number", &[], None),
+            Ok(200, json!({"deleted": true})),
+        ),
+        row(
+            "a lone surrogate in the value is stored as sent",
+            post(r#"{"key":"surrogate","value":"\ud800"}"#),
+            OkText(200, r#""value":"\ud800""#),
+        ),
+        row(
+            "delete the lone surrogate",
+            req("DELETE", "/kv/surrogate", &[], None),
+            Ok(200, json!({"deleted": true})),
+        ),
         row("empty body", post(""), Error(400, "empty_body")),
         row(
             "whitespace body",
@@ -859,7 +897,12 @@ fn table(backend: &str) -> Vec<Row> {
         row(
             "/admin/wal with the right token",
             admin("GET", "/admin/wal"),
-            Ok(200, json!({"wal_enabled": backend == "wal"})),
+            if backend == "wal" {
+                // It lists the huge exponent's SET, as sent.
+                OkText(200, r#""key":"huge-number","operation":"SET""#)
+            } else {
+                Ok(200, json!({"wal_enabled": false, "count": 0}))
+            },
         ),
     ];
     match backend {
