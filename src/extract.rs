@@ -9,14 +9,14 @@
 //!
 //! The body limit (`MAX_VALUE_BYTES` + room for the key and framing) is enforced by axum's
 //! `DefaultBodyLimit` while the body streams in, so an oversized body is refused before it
-//! is buffered.
+//! is buffered; a Content-Length over the limit is refused before any of the body is read.
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -46,6 +46,17 @@ impl FromRequest<AppState> for KvBody {
             .config()
             .max_value_bytes
             .saturating_add(BODY_OVERHEAD_BYTES);
+        // A Content-Length over the limit is refused before reading anything: the body
+        // limit alone only trips once body bytes arrive, so a client that announced 100 MB
+        // and sent nothing yet would be waited on instead of answered.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },

@@ -437,6 +437,12 @@ fn table(backend: &str) -> Vec<Row> {
             Error(413, "value_too_large"),
         ),
         row(
+            "Content-Length of 100 MB, body never sent: refused before reading it",
+            raw_post("Content-Length: 100000000\r\n", ""),
+            Error(413, "body_too_large"),
+        )
+        .within(Duration::from_secs(3)),
+        row(
             "Content-Length of 100 MB, the first 10 KB sent: refused at once",
             {
                 let mut r = raw_post("Content-Length: 100000000\r\n", "");
