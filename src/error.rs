@@ -66,6 +66,14 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The value nests arrays and objects too deep.
+    #[error(
+        "the value nests arrays and objects more than {limit} levels deep; at most {limit} are accepted"
+    )]
+    ValueTooDeep {
+        /// The deepest nesting accepted.
+        limit: usize,
+    },
     /// A query parameter is malformed.
     #[error("{0}")]
     InvalidQuery(String),
@@ -115,6 +123,7 @@ impl ApiError {
             E::ValueTooLarge { .. } | E::TooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large")
             }
+            E::ValueTooDeep { .. } => (StatusCode::BAD_REQUEST, "value_too_deep"),
             E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             E::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
             E::WalNotEnabled(_) => (StatusCode::BAD_REQUEST, "wal_not_enabled"),

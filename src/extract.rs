@@ -26,6 +26,13 @@ use crate::state::AppState;
 /// The longest key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// The deepest nesting of arrays and objects accepted in a value. Values are stored as
+/// sent, and nothing in the server parses them into a tree, but clients do: serde_json
+/// stops at 128 levels, and `GET /kv` and `/admin/wal` wrap each value 2 and 3 levels deep.
+/// Without a limit a 1 MiB value of `[[[[...` is accepted and then breaks every client that
+/// lists the store.
+pub const MAX_VALUE_DEPTH: usize = 100;
+
 /// Room in a body beyond the value: the key (up to 1 KiB) and the JSON around both.
 pub const BODY_OVERHEAD_BYTES: usize = 2048;
 
@@ -100,7 +107,43 @@ pub fn parse_body(bytes: &[u8], max_value_bytes: usize) -> Result<KvBody, ApiErr
             limit: max_value_bytes,
         });
     }
+    if nesting_exceeds(value.get(), MAX_VALUE_DEPTH) {
+        return Err(ApiError::ValueTooDeep {
+            limit: MAX_VALUE_DEPTH,
+        });
+    }
     Ok(KvBody { key, value })
+}
+
+/// Whether the JSON text `json` (already known to be valid) nests arrays and objects more
+/// than `max` levels deep. A scan, not a parse: no recursion, no allocation.
+fn nesting_exceeds(json: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Check a key's length: 1..=1024 bytes (it is a `String`, so already UTF-8).
@@ -191,6 +234,27 @@ mod tests {
         assert_eq!(
             code(r#"{"key":"k","value":"0123456789abcdef"}"#),
             "value_too_large"
+        );
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds("[[1]]", 2));
+        assert!(nesting_exceeds("[[[1]]]", 2));
+        assert!(nesting_exceeds(r#"{"a":{"b":{}}}"#, 2));
+        assert!(!nesting_exceeds(r#"["[[[[", "\\\"[[[["]"#, 1));
+        assert!(!nesting_exceeds("[[]][[]][[]]", 2));
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_VALUE_DEPTH + 1),
+            "]".repeat(MAX_VALUE_DEPTH + 1)
+        );
+        let body = format!(r#"{{"key":"k","value":{deep}}}"#);
+        assert_eq!(
+            parse_body(body.as_bytes(), 1 << 20)
+                .map(|_| ())
+                .map_err(|e| e.status_and_code().1),
+            Err("value_too_deep")
         );
     }
 

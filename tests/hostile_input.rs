@@ -475,6 +475,29 @@ fn table(backend: &str) -> Vec<Row> {
             Error(413, "body_too_large"),
         ),
         row(
+            "a value nested 101 deep",
+            post(format!(r#"{{"key":"deep","value":{}}}"#, nested(101))),
+            Error(400, "value_too_deep"),
+        ),
+        row(
+            "a value nested 100 deep is accepted",
+            post(format!(r#"{{"key":"deep-100","value":{}}}"#, nested(100))),
+            Ok(200, json!({"key": "deep-100"})),
+        )
+        .stores(
+            "deep-100",
+            serde_json::from_str(&nested(100)).expect("100 deep"),
+        ),
+        row(
+            "brackets inside strings are not nesting",
+            post(format!(
+                r#"{{"key":"brackets","value":"{}"}}"#,
+                "[".repeat(500)
+            )),
+            Ok(200, json!({"key": "brackets"})),
+        )
+        .stores("brackets", Value::String("[".repeat(500))),
+        row(
             "invalid UTF-8 in the key",
             post(b"{\"key\":\"\xff\xfe\",\"value\":1}"),
             Error(400, "invalid_json"),
@@ -1058,6 +1081,47 @@ fn run_table(backend: &str) {
         "{backend}: the server logged a panic:\n{output}"
     );
     println!("{backend}: {} rows, all as expected", rows.len());
+}
+
+/// JSON nested 100k deep within the default body limit (1 MiB): refused with a 400, not
+/// parsed recursively, not stored.
+#[test]
+fn json_nested_100k_deep_is_a_400() {
+    for backend in ["wal", "memory", "sled"] {
+        let dir = TempDir::new().expect("temp dir");
+        let port = free_port();
+        let port_s = port.to_string();
+        let data_dir = dir.path().to_str().expect("utf-8 temp dir");
+        let server = Walab::start(
+            &["serve"],
+            &[
+                ("KV_BACKEND", backend),
+                ("HOST", "127.0.0.1"),
+                ("PORT", &port_s),
+                ("DATA_DIR", data_dir),
+            ],
+        );
+        assert!(
+            common::wait_healthy(port, Duration::from_secs(20)).is_some(),
+            "{backend} never became healthy:\n{}",
+            server.output()
+        );
+        for depth in [100_000, 500_000] {
+            let arrays = format!(r#"{{"key":"deep","value":{}}}"#, nested(depth));
+            let objects = format!(
+                r#"{{"key":"deep","value":{}1{}}}"#,
+                r#"{"a":"#.repeat(depth / 5),
+                "}".repeat(depth / 5)
+            );
+            for body in [arrays, objects] {
+                let outcome = exchange(port, &[Step::Send(post(&body))]);
+                let verdict = check(&Expect::Error(400, "value_too_deep"), &outcome);
+                assert!(verdict.is_ok(), "{backend}, {depth} deep: {verdict:?}");
+            }
+        }
+        assert_eq!(listing(port).len(), 0, "{backend}: nothing was stored");
+        assert!(!server.output().contains("panicked"), "{}", server.output());
+    }
 }
 
 #[test]
