@@ -92,11 +92,12 @@ pub fn parse_body(bytes: &[u8], max_value_bytes: usize) -> Result<KvBody, ApiErr
             }
         })?;
     let key = fields.remove("key").ok_or(ApiError::MissingKey)?;
-    let key: String = serde_json::from_str(key.get()).map_err(|_| {
-        ApiError::InvalidKey(format!(
-            r#""key" must be a JSON string, got {}"#,
-            json_kind(key.get())
-        ))
+    let key: String = serde_json::from_str(key.get()).map_err(|e| match json_kind(key.get()) {
+        // A string serde_json cannot decode: a lone surrogate like "\ud800", not Unicode.
+        "a string" => ApiError::InvalidKey(format!(
+            r#""key" must be a string of Unicode characters ({e})"#
+        )),
+        kind => ApiError::InvalidKey(format!(r#""key" must be a JSON string, got {kind}"#)),
     })?;
     validate_key(&key)?;
     let value = fields.remove("value").ok_or(ApiError::MissingValue)?;
@@ -230,6 +231,11 @@ mod tests {
         assert_eq!(code(r#"{"value":1}"#), "missing_key");
         assert_eq!(code(r#"{"key":1,"value":1}"#), "invalid_key");
         assert_eq!(code(r#"{"key":"","value":1}"#), "invalid_key");
+        assert_eq!(code(r#"{"key":"\ud800","value":1}"#), "invalid_key");
+        let Err(e) = parse_body(br#"{"key":"\ud800","value":1}"#, 16) else {
+            panic!("a lone surrogate is not a key");
+        };
+        assert!(e.to_string().contains("Unicode"), "{e}");
         assert_eq!(code(r#"{"key":"k"}"#), "missing_value");
         assert_eq!(
             code(r#"{"key":"k","value":"0123456789abcdef"}"#),

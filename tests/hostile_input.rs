@@ -395,6 +395,11 @@ fn table(backend: &str) -> Vec<Row> {
             Error(400, "invalid_key"),
         ),
         row(
+            "a lone surrogate as the key",
+            post(r#"{"key":"\ud800","value":1}"#),
+            Error(400, "invalid_key"),
+        ),
+        row(
             "empty key",
             post(r#"{"key":"","value":1}"#),
             Error(400, "invalid_key"),
