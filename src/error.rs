@@ -21,7 +21,7 @@ pub enum ApiError {
     KeyNotFound(String),
     /// No route matches the path.
     #[error(
-        "No route for {method} {path}; see the API docs (GET /health, /kv, /kv/{{key}}, /admin/stats, /admin/wal, /metrics)"
+        "No route for {method} {path}; GET /openapi.json describes every endpoint (/health, /kv, /kv/{{key}}, /admin/*, /metrics)"
     )]
     NoRoute {
         /// The request method.
