@@ -21,7 +21,7 @@ pub enum ApiError {
     KeyNotFound(String),
     /// No route matches the path.
     #[error(
-        "No route for {method} {path}; see the API docs (GET /health, /kv, /kv/{{key}}, /admin/stats, /admin/wal, /metrics)"
+        "No route for {method} {path}; GET /openapi.json describes every endpoint (/health, /kv, /kv/{{key}}, /admin/*, /metrics)"
     )]
     NoRoute {
         /// The request method.
@@ -64,6 +64,14 @@ pub enum ApiError {
         /// The value's size.
         bytes: usize,
         /// The limit.
+        limit: usize,
+    },
+    /// The value nests arrays and objects too deep.
+    #[error(
+        "the value nests arrays and objects more than {limit} levels deep; at most {limit} are accepted"
+    )]
+    ValueTooDeep {
+        /// The deepest nesting accepted.
         limit: usize,
     },
     /// A query parameter is malformed.
@@ -116,6 +124,7 @@ impl ApiError {
             E::ValueTooLarge { .. } | E::TooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large")
             }
+            E::ValueTooDeep { .. } => (StatusCode::BAD_REQUEST, "value_too_deep"),
             E::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             E::InvalidPath(_) => (StatusCode::BAD_REQUEST, "invalid_path"),
             E::WalNotEnabled(_) => (StatusCode::BAD_REQUEST, "wal_not_enabled"),

@@ -9,14 +9,14 @@
 //!
 //! The body limit (`MAX_VALUE_BYTES` + room for the key and framing) is enforced by axum's
 //! `DefaultBodyLimit` while the body streams in, so an oversized body is refused before it
-//! is buffered.
+//! is buffered; a Content-Length over the limit is refused before any of the body is read.
 
 use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -25,6 +25,13 @@ use crate::state::AppState;
 
 /// The longest key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The deepest nesting of arrays and objects accepted in a value. Values are stored as
+/// sent, and nothing in the server parses them into a tree, but clients do: serde_json
+/// stops at 128 levels, and `GET /kv` and `/admin/wal` wrap each value 2 and 3 levels deep.
+/// Without a limit a 1 MiB value of `[[[[...` is accepted and then breaks every client that
+/// lists the store.
+pub const MAX_VALUE_DEPTH: usize = 100;
 
 /// Room in a body beyond the value: the key (up to 1 KiB) and the JSON around both.
 pub const BODY_OVERHEAD_BYTES: usize = 2048;
@@ -46,6 +53,17 @@ impl FromRequest<AppState> for KvBody {
             .config()
             .max_value_bytes
             .saturating_add(BODY_OVERHEAD_BYTES);
+        // A Content-Length over the limit is refused before reading anything: the body
+        // limit alone only trips once body bytes arrive, so a client that announced 100 MB
+        // and sent nothing yet would be waited on instead of answered.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::BodyTooLarge { limit });
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
@@ -74,11 +92,12 @@ pub fn parse_body(bytes: &[u8], max_value_bytes: usize) -> Result<KvBody, ApiErr
             }
         })?;
     let key = fields.remove("key").ok_or(ApiError::MissingKey)?;
-    let key: String = serde_json::from_str(key.get()).map_err(|_| {
-        ApiError::InvalidKey(format!(
-            r#""key" must be a JSON string, got {}"#,
-            json_kind(key.get())
-        ))
+    let key: String = serde_json::from_str(key.get()).map_err(|e| match json_kind(key.get()) {
+        // A string serde_json cannot decode: a lone surrogate like "\ud800", not Unicode.
+        "a string" => ApiError::InvalidKey(format!(
+            r#""key" must be a string of Unicode characters ({e})"#
+        )),
+        kind => ApiError::InvalidKey(format!(r#""key" must be a JSON string, got {kind}"#)),
     })?;
     validate_key(&key)?;
     let value = fields.remove("value").ok_or(ApiError::MissingValue)?;
@@ -89,7 +108,43 @@ pub fn parse_body(bytes: &[u8], max_value_bytes: usize) -> Result<KvBody, ApiErr
             limit: max_value_bytes,
         });
     }
+    if nesting_exceeds(value.get(), MAX_VALUE_DEPTH) {
+        return Err(ApiError::ValueTooDeep {
+            limit: MAX_VALUE_DEPTH,
+        });
+    }
     Ok(KvBody { key, value })
+}
+
+/// Whether the JSON text `json` (already known to be valid) nests arrays and objects more
+/// than `max` levels deep. A scan, not a parse: no recursion, no allocation.
+fn nesting_exceeds(json: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Check a key's length: 1..=1024 bytes (it is a `String`, so already UTF-8).
@@ -176,10 +231,36 @@ mod tests {
         assert_eq!(code(r#"{"value":1}"#), "missing_key");
         assert_eq!(code(r#"{"key":1,"value":1}"#), "invalid_key");
         assert_eq!(code(r#"{"key":"","value":1}"#), "invalid_key");
+        assert_eq!(code(r#"{"key":"\ud800","value":1}"#), "invalid_key");
+        let Err(e) = parse_body(br#"{"key":"\ud800","value":1}"#, 16) else {
+            panic!("a lone surrogate is not a key");
+        };
+        assert!(e.to_string().contains("Unicode"), "{e}");
         assert_eq!(code(r#"{"key":"k"}"#), "missing_value");
         assert_eq!(
             code(r#"{"key":"k","value":"0123456789abcdef"}"#),
             "value_too_large"
+        );
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds("[[1]]", 2));
+        assert!(nesting_exceeds("[[[1]]]", 2));
+        assert!(nesting_exceeds(r#"{"a":{"b":{}}}"#, 2));
+        assert!(!nesting_exceeds(r#"["[[[[", "\\\"[[[["]"#, 1));
+        assert!(!nesting_exceeds("[[]][[]][[]]", 2));
+        let deep = format!(
+            "{}{}",
+            "[".repeat(MAX_VALUE_DEPTH + 1),
+            "]".repeat(MAX_VALUE_DEPTH + 1)
+        );
+        let body = format!(r#"{{"key":"k","value":{deep}}}"#);
+        assert_eq!(
+            parse_body(body.as_bytes(), 1 << 20)
+                .map(|_| ())
+                .map_err(|e| e.status_and_code().1),
+            Err("value_too_deep")
         );
     }
 

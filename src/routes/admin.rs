@@ -12,7 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use walab_store::{BackendKind, CrashMode};
 
@@ -92,38 +93,61 @@ struct WalParams {
     limit: Option<usize>,
 }
 
+/// The answer to `GET /admin/wal`. Typed, not built with `json!`: `json!` turns each stored
+/// value into a `serde_json::Value` and unwraps, and a value serde_json stores as raw text
+/// but cannot hold as a `Value` (nested over 128 deep, `1e999999`, a lone surrogate) made
+/// that a panic. Here values stay raw JSON text, as `GET /kv` serves them.
+#[derive(Debug, Serialize)]
+struct WalReply {
+    count: usize,
+    entries: Vec<WalEntryReply>,
+    total: u64,
+    wal_enabled: bool,
+}
+
+/// One record of `GET /admin/wal`.
+#[derive(Debug, Serialize)]
+struct WalEntryReply {
+    key: String,
+    operation: &'static str,
+    sequence: u64,
+    timestamp: String,
+    value: Option<Box<RawValue>>,
+}
+
 /// `GET /admin/wal[?limit=1000]`: the records since the last checkpoint, read from disk.
 async fn wal(
     State(state): State<AppState>,
     Query(params): Query<WalParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WalReply>, ApiError> {
     let limit = params.limit.unwrap_or(1000);
     let listing = state.blocking("wal", move |b| b.wal_entries(limit)).await?;
     let wal_enabled = state.config().wal_enabled();
     let Some(listing) = listing else {
-        return Ok(Json(json!({
-            "wal_enabled": wal_enabled, "entries": [], "count": 0, "total": 0,
-        })));
+        return Ok(Json(WalReply {
+            count: 0,
+            entries: Vec::new(),
+            total: 0,
+            wal_enabled,
+        }));
     };
-    let entries: Vec<Value> = listing
+    let entries: Vec<WalEntryReply> = listing
         .entries
-        .iter()
-        .map(|e| {
-            json!({
-                "sequence": e.sequence,
-                "operation": e.operation,
-                "key": e.key,
-                "value": e.value.as_deref().map(stored_json),
-                "timestamp": rfc3339_from_micros(e.timestamp_micros),
-            })
+        .into_iter()
+        .map(|e| WalEntryReply {
+            value: e.value.as_deref().map(stored_json),
+            timestamp: rfc3339_from_micros(e.timestamp_micros),
+            key: e.key,
+            operation: e.operation,
+            sequence: e.sequence,
         })
         .collect();
-    Ok(Json(json!({
-        "wal_enabled": wal_enabled,
-        "count": entries.len(),
-        "entries": entries,
-        "total": listing.total,
-    })))
+    Ok(Json(WalReply {
+        count: entries.len(),
+        entries,
+        total: listing.total,
+        wal_enabled,
+    }))
 }
 
 /// `POST /admin/checkpoint`.

@@ -3,6 +3,8 @@
 //! - [`health`]: `GET /health`, 503 while the backend recovers.
 //! - [`kv`]: `POST /kv`, `GET|DELETE /kv/{key}`, `GET /kv`.
 //! - [`admin`]: `/admin/*`, nested with its own bearer-token layer.
+//! - `GET /openapi.json`: [`OPENAPI`], the hand-written OpenAPI description of all of these
+//!   (`tests/openapi.rs` keeps it true to this table).
 //!
 //! Unknown paths and wrong methods answer the same JSON error shape as everything else.
 
@@ -13,7 +15,7 @@ pub mod kv;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
-use axum::http::Method;
+use axum::http::{Method, header};
 use axum::middleware;
 use axum::routing::get;
 
@@ -34,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         // A wildcard, so `/kv/a/b` reads the key "a/b" as well as `/kv/a%2Fb` does.
         .route("/kv/{*key}", get(kv::get).delete(kv::delete))
         .route("/metrics", get(metrics::handler))
+        .route("/openapi.json", get(openapi))
         .nest("/admin", admin::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -46,6 +49,14 @@ pub fn app(state: AppState) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// The OpenAPI 3.1 description of every endpoint, written by hand (`src/openapi.json`).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`.
+async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
