@@ -45,6 +45,9 @@ pub struct Config {
     pub service_name: String,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: kept for the exporter (not wired yet).
     pub otlp_endpoint: Option<String>,
+    /// `OTEL_SDK_DISABLED=true` turns traces off even with an endpoint (the spec's switch,
+    /// which the Rust SDK does not read itself).
+    pub otel_sdk_disabled: bool,
     /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process (default 0).
     pub restarts: u64,
 }
@@ -70,6 +73,11 @@ impl std::error::Error for ConfigError {}
 const MIN_SEGMENT_BYTES: u64 = 4096;
 
 impl Config {
+    /// Whether spans are exported: an OTLP endpoint is set and the SDK is not disabled.
+    pub fn tracing_enabled(&self) -> bool {
+        self.otlp_endpoint.is_some() && !self.otel_sdk_disabled
+    }
+
     /// Read the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
         Config::from_lookup(|name| std::env::var(name).ok())
@@ -173,7 +181,9 @@ impl Config {
             max_value_bytes,
             admin_token: get("ADMIN_TOKEN"),
             service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| format!("walab-{backend}")),
-            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.trim().is_empty()),
+            otel_sdk_disabled: get("OTEL_SDK_DISABLED")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             restarts,
         })
     }

@@ -13,6 +13,8 @@
 //! - [`error`]: [`ApiError`], the one place a failure becomes a status and JSON body.
 //! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`, the WAL's observer.
 //! - [`telemetry`]: log setup, each line tagged with its server.
+//! - [`traces`]: OpenTelemetry spans for requests, store operations, WAL steps, recovery
+//!   and checkpoints, exported over OTLP when asked for.
 //! - [`shutdown`]: Ctrl-C / SIGTERM.
 //! - [`lab`]: `walab lab`, the supervisor of three servers.
 //! - [`inspect`]: `walab inspect`, offline look at a WAL directory.
@@ -39,6 +41,7 @@ pub mod sys;
 pub mod telemetry;
 pub mod timefmt;
 pub mod torture;
+pub mod traces;
 
 use std::future::Future;
 

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
             memory_port,
             sled_port,
         } => {
-            walab::telemetry::init("lab");
+            walab::telemetry::init("lab", None);
             let options = LabOptions {
                 data_dir,
                 host,
@@ -92,7 +92,17 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    walab::telemetry::init(&format!("{}:{}", config.backend, config.port));
+    let traces = match walab::traces::init(&config) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("walab serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    walab::telemetry::init(
+        &format!("{}:{}", config.backend, config.port),
+        traces.as_ref().map(walab::traces::Traces::tracer),
+    );
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -128,6 +138,8 @@ fn serve() -> ExitCode {
     // A recovery still running on the blocking pool (Ctrl-C during start-up) must not hold
     // the exit hostage.
     rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    // Flush the spans still queued (a clean shutdown only; a crash loses them, as it should).
+    drop(traces);
     code
 }
 

@@ -119,7 +119,8 @@ impl AppState {
     {
         let backend = self.backend()?;
         let started = Instant::now();
-        let result = tokio::task::spawn_blocking(move || op(backend.as_ref()))
+        let span = crate::traces::store_span(operation, backend.kind().as_str());
+        let result = tokio::task::spawn_blocking(move || span.in_scope(|| op(backend.as_ref())))
             .await
             .map_err(|e| {
                 tracing::error!(operation, error = %e, "a backend call panicked");

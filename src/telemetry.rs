@@ -12,21 +12,28 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
-/// Install the global subscriber. Calling it twice keeps the first (tests may race).
-pub fn init(tag: &str) {
+/// Install the global subscriber, feeding `tracer` too when traces are exported. Calling it
+/// twice keeps the first (tests may race).
+pub fn init(tag: &str, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
     let format = Tagged {
         tag: format!("[{tag}]"),
         inner: Format::default().with_ansi(ansi),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .event_format(format)
+        .event_format(format);
+    let traces = tracer.map(|t| tracing_opentelemetry::layer().with_tracer(t));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
         .try_init();
 }
 

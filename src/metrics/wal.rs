@@ -12,6 +12,8 @@
 
 use std::time::Duration;
 
+use opentelemetry::KeyValue;
+
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
 use walab_store::Stats;
 use walab_wal::{CheckpointReport, Observer, RecoveryReport};
@@ -184,6 +186,22 @@ impl Observer for WalMetrics {
     }
 
     fn checkpoint_finished(&self, report: &CheckpointReport) {
+        crate::traces::record_finished(
+            "wal.checkpoint",
+            report.duration,
+            vec![
+                KeyValue::new("wal.sequence", report.sequence as i64),
+                KeyValue::new("wal.checkpoint.keys", report.keys as i64),
+                KeyValue::new(
+                    "wal.checkpoint.snapshot_bytes",
+                    report.snapshot_bytes as i64,
+                ),
+                KeyValue::new(
+                    "wal.checkpoint.entries_truncated",
+                    report.records_truncated as i64,
+                ),
+            ],
+        );
         self.checkpoints.inc();
         self.checkpoint_duration
             .observe(report.duration.as_secs_f64());
@@ -192,6 +210,24 @@ impl Observer for WalMetrics {
     }
 
     fn recovered(&self, report: &RecoveryReport) {
+        crate::traces::record_finished(
+            "wal.recovery",
+            report.duration,
+            vec![
+                KeyValue::new(
+                    "wal.recovery.entries_replayed",
+                    report.records_replayed as i64,
+                ),
+                KeyValue::new(
+                    "wal.recovery.torn_bytes",
+                    report.torn_bytes_discarded as i64,
+                ),
+                KeyValue::new(
+                    "wal.recovery.snapshot_sequence",
+                    report.snapshot.as_ref().map_or(0, |s| s.sequence) as i64,
+                ),
+            ],
+        );
         self.recovery_duration.set(report.duration.as_secs_f64());
         self.recovery_replayed.set(gauge(report.records_replayed));
         self.recovery_discarded

@@ -223,7 +223,13 @@ async fn crash(
 
 /// `POST /admin/clear`.
 async fn clear(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let ack = state.blocking("clear", |b| b.clear()).await?;
+    let ack = state
+        .blocking("clear", |b| {
+            let ack = b.clear()?;
+            crate::traces::record_commit(&ack);
+            Ok(ack)
+        })
+        .await?;
     let mut body = json!({ "status": "cleared", "items": 0 });
     if let Some(seq) = ack.sequence {
         body["sequence"] = json!(seq);

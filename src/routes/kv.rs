@@ -30,6 +30,7 @@ pub async fn put(State(state): State<AppState>, body: KvBody) -> Result<Json<Put
     let (key, value, ack) = state
         .blocking("put", move |b| {
             let ack = b.put(&key, value.get().as_bytes())?;
+            crate::traces::record_commit(&ack);
             Ok((key, value, ack))
         })
         .await?;
@@ -78,7 +79,12 @@ pub async fn delete(
     KeyPath(key): KeyPath,
 ) -> Result<Json<DeleteReply>, ApiError> {
     let target = key.clone();
-    match state.blocking("delete", move |b| b.delete(&target)).await? {
+    let deleted = state.blocking("delete", move |b| {
+        let ack = b.delete(&target)?;
+        ack.iter().for_each(crate::traces::record_commit);
+        Ok(ack)
+    });
+    match deleted.await? {
         Some(ack) => Ok(Json(DeleteReply {
             key,
             deleted: true,

@@ -30,7 +30,8 @@ pub fn app(state: AppState) -> Router {
         .config()
         .max_value_bytes
         .saturating_add(BODY_OVERHEAD_BYTES);
-    Router::new()
+    let tracing = state.config().tracing_enabled();
+    let router = Router::new()
         .route("/health", get(health::health))
         .route("/kv", get(kv::list).post(kv::put))
         // A wildcard, so `/kv/a/b` reads the key "a/b" as well as `/kv/a%2Fb` does.
@@ -47,8 +48,14 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
-        .with_state(state)
+        ));
+    // Request spans only when traces are exported: no cost otherwise.
+    let router = if tracing {
+        router.layer(middleware::from_fn(crate::traces::trace_request))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// The OpenAPI 3.1 description of every endpoint, written by hand (`src/openapi.json`).

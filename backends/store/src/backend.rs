@@ -81,6 +81,8 @@ pub struct Durability {
 pub struct WriteAck {
     /// The log sequence number of the write, for backends that have a log.
     pub sequence: Option<u64>,
+    /// When each step of the write happened, for backends that report it (the WAL).
+    pub timing: Option<walab_wal::CommitTiming>,
 }
 
 /// The answer to a checkpoint request.

@@ -32,6 +32,7 @@ impl WalBackend {
 fn ack(commit: walab_wal::Commit) -> WriteAck {
     WriteAck {
         sequence: Some(commit.sequence),
+        timing: Some(commit.timing),
     }
 }
 

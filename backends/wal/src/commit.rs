@@ -14,11 +14,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use crate::config::SyncPolicy;
 use crate::engine::{Bytes, Shared, apply, lock};
 use crate::error::{Error, Result};
 use crate::record::{self, Op, RecordRef};
+use crate::report::CommitTiming;
 
 /// One write waiting to be logged.
 #[derive(Debug, Clone)]
@@ -57,8 +59,18 @@ struct Queued {
     slot: Arc<Slot>,
 }
 
-/// What a finished write tells its writer: whether the key existed, or why it failed.
-type Outcome = Result<bool>;
+/// When a batch's steps finished, shared by its writes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchTiming {
+    pub written: Instant,
+    pub synced: Option<Instant>,
+    pub applied: Instant,
+    pub records: usize,
+}
+
+/// What a finished write tells its writer: whether the key existed and when its batch's
+/// steps happened, or why it failed.
+type Outcome = Result<(bool, BatchTiming)>;
 
 /// Writes waiting for a leader.
 #[derive(Debug)]
@@ -85,8 +97,10 @@ impl Queue {
     }
 }
 
-/// Log `write` and apply it; returns its sequence number and whether the key existed.
-pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
+/// Log `write` and apply it; returns its sequence number, whether the key existed, and
+/// when each step happened.
+pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool, CommitTiming)> {
+    let submitted = Instant::now();
     let slot = Arc::new(Slot::default());
     let mut q = lock(&s.queue);
     if let Some(cause) = &q.poisoned {
@@ -111,7 +125,16 @@ pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool)> {
         let mut st = lock(&slot.state);
         loop {
             if let Some(outcome) = st.outcome.take() {
-                return outcome.map(|existed| (sequence, existed));
+                return outcome.map(|(existed, t)| {
+                    let timing = CommitTiming {
+                        submitted,
+                        written: t.written,
+                        synced: t.synced,
+                        applied: t.applied,
+                        batch_records: t.records,
+                    };
+                    (sequence, existed, timing)
+                });
             }
             if st.lead {
                 st.lead = false;
@@ -175,11 +198,13 @@ fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
         );
     }
     let mut log = lock(&s.log);
+    let mut written_at = Instant::now();
     let written = (|| -> Result<Option<std::time::Duration>> {
         if log.is_full() {
             log.rotate(batch[0].sequence)?;
         }
         log.append(buf, batch.len())?;
+        written_at = Instant::now();
         match s.config.sync {
             SyncPolicy::Always => log.sync().map(Some),
             SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(None),
@@ -204,15 +229,23 @@ fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
     log.counters.batch_sizes.record(batch.len() as u64);
     // Applied only now that the records are written (and synced, under `always`), in
     // sequence order, while the log lock keeps checkpoints from seeing a half-applied batch.
+    let synced_at = sync.map(|_| Instant::now());
     let mut state = s.write_state();
-    let outcomes = batch
+    let existed: Vec<bool> = batch
         .iter()
         .map(|item| {
             let w = &item.write;
-            Ok(apply(&mut state, w.op, w.key.clone(), w.value.clone()))
+            apply(&mut state, w.op, w.key.clone(), w.value.clone())
         })
         .collect();
     drop(state);
+    let timing = BatchTiming {
+        written: written_at,
+        synced: synced_at,
+        applied: Instant::now(),
+        records: batch.len(),
+    };
+    let outcomes = existed.into_iter().map(|e| Ok((e, timing))).collect();
     if let Some(last) = batch.last() {
         s.applied.store(last.sequence, Ordering::Release);
     }

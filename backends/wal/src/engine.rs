@@ -198,7 +198,7 @@ impl Engine {
         Ok(())
     }
 
-    fn write(&self, op: Op, key: &[u8], value: &[u8]) -> Result<(u64, bool)> {
+    fn write(&self, op: Op, key: &[u8], value: &[u8]) -> Result<(Commit, bool)> {
         Self::check_size(key, value)?;
         let op = WriteOp {
             op,
@@ -206,11 +206,9 @@ impl Engine {
             value: Bytes::from(value),
             timestamp_micros: now_micros(),
         };
-        let result = crate::commit::submit(&self.shared, op);
-        if result.is_ok() {
-            self.maybe_checkpoint();
-        }
-        result
+        let (sequence, existed, timing) = crate::commit::submit(&self.shared, op)?;
+        self.maybe_checkpoint();
+        Ok((Commit { sequence, timing }, existed))
     }
 
     /// Ask the checkpoint thread for a checkpoint if the threshold has been reached.
@@ -230,8 +228,7 @@ impl Engine {
 
     /// Store `value` under `key`; returns once the record is as durable as the policy says.
     pub fn set(&self, key: &[u8], value: &[u8]) -> Result<Commit> {
-        let (sequence, _) = self.write(Op::Set, key, value)?;
-        Ok(Commit { sequence })
+        Ok(self.write(Op::Set, key, value)?.0)
     }
 
     /// Remove `key`; `None` when it was not there (nothing is logged if it was absent
@@ -240,14 +237,13 @@ impl Engine {
         if self.get(key).is_none() {
             return Ok(None);
         }
-        let (sequence, existed) = self.write(Op::Delete, key, &[])?;
-        Ok(existed.then_some(Commit { sequence }))
+        let (commit, existed) = self.write(Op::Delete, key, &[])?;
+        Ok(existed.then_some(commit))
     }
 
     /// Remove every key with one record: after a crash, all cleared or nothing cleared.
     pub fn clear(&self) -> Result<Commit> {
-        let (sequence, _) = self.write(Op::Clear, &[], &[])?;
-        Ok(Commit { sequence })
+        Ok(self.write(Op::Clear, &[], &[])?.0)
     }
 
     /// Read one key.

@@ -55,6 +55,6 @@ pub use error::{Error, Result};
 pub use observer::Observer;
 pub use record::Op;
 pub use report::{
-    BatchSizes, CheckpointReport, Commit, LogEntry, PowerLossReport, RecoveryReport, SnapshotInfo,
-    Stats,
+    BatchSizes, CheckpointReport, Commit, CommitTiming, LogEntry, PowerLossReport, RecoveryReport,
+    SnapshotInfo, Stats,
 };

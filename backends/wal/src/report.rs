@@ -12,6 +12,24 @@ use crate::record::Op;
 pub struct Commit {
     /// The write's sequence number: strictly increasing for the life of the directory.
     pub sequence: u64,
+    /// When each step of the write happened, for traces.
+    pub timing: CommitTiming,
+}
+
+/// When each step of one write happened: the writer queued it, its batch was written, synced
+/// (under `SyncPolicy::Always`) and applied. Writes of one batch share the last three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitTiming {
+    /// The writer handed the record to the engine.
+    pub submitted: std::time::Instant,
+    /// The batch's `write()` returned.
+    pub written: std::time::Instant,
+    /// The batch's fdatasync returned, if the policy syncs on the write path.
+    pub synced: Option<std::time::Instant>,
+    /// The batch was applied to the state (the write became visible).
+    pub applied: std::time::Instant,
+    /// How many writes shared the batch.
+    pub batch_records: usize,
 }
 
 /// The snapshot recovery started from.

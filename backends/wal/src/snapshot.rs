@@ -85,7 +85,8 @@ pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(P
         dirty += buf.len() as u64;
         file.append(buf).map_err(Error::io("write", &tmp))?;
         if dirty >= WRITE_BACK_EVERY {
-            file.write_back().map_err(Error::io("sync_file_range", &tmp))?;
+            file.write_back()
+                .map_err(Error::io("sync_file_range", &tmp))?;
             dirty = 0;
         }
         buf.clear();

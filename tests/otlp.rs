@@ -1,0 +1,221 @@
+//! Traces reach an OTLP/HTTP receiver: a small receiver in this test decodes what a real
+//! `walab serve` exports and checks span names, parent links and attributes. With
+//! `OTEL_SDK_DISABLED=true`, nothing is sent.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Walab, free_port, post, post_json, wait_healthy};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// Accept OTLP/HTTP posts on a free port; every body is kept.
+fn receiver() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let keep = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut stream = stream;
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end().to_ascii_lowercase();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = l.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    keep.lock().expect("lock").push(body);
+                    let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
+fn spans(bodies: &[Vec<u8>]) -> (Vec<Span>, Vec<String>) {
+    let mut spans = Vec::new();
+    let mut services = Vec::new();
+    for body in bodies {
+        let req =
+            ExportTraceServiceRequest::decode(body.as_slice()).expect("an OTLP trace request");
+        for rs in req.resource_spans {
+            for kv in rs.resource.iter().flat_map(|r| r.attributes.iter()) {
+                if kv.key == "service.name" {
+                    if let Some(AnyValue::StringValue(s)) =
+                        kv.value.as_ref().and_then(|v| v.value.clone())
+                    {
+                        services.push(s);
+                    }
+                }
+            }
+            spans.extend(rs.scope_spans.into_iter().flat_map(|s| s.spans));
+        }
+    }
+    (spans, services)
+}
+
+fn attr(span: &Span, key: &str) -> Option<AnyValue> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref().and_then(|v| v.value.clone()))
+}
+
+fn serve(otlp_port: u16, extra: &[(&str, &str)]) -> (Walab, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{otlp_port}");
+    let port_s = port.to_string();
+    let mut envs = vec![
+        ("KV_BACKEND", "wal"),
+        ("HOST", "127.0.0.1"),
+        ("PORT", port_s.as_str()),
+        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_SERVICE_NAME", "walab-otlp-test"),
+    ];
+    envs.extend_from_slice(extra);
+    let server = Walab::start(&["serve"], &envs);
+    assert!(
+        wait_healthy(port, Duration::from_secs(20)).is_some(),
+        "{}",
+        server.output()
+    );
+    (server, port, dir)
+}
+
+fn stop(mut server: Walab) {
+    common::signal(server.pid(), libc::SIGTERM);
+    assert!(
+        server.wait_exit(Duration::from_secs(10)).is_some(),
+        "a clean shutdown"
+    );
+}
+
+#[test]
+fn requests_store_operations_and_wal_steps_are_exported_with_their_parents() {
+    let (otlp, bodies) = receiver();
+    let (server, port, _dir) = serve(otlp, &[]);
+    assert_eq!(
+        post_json(port, "/kv", r#"{"key":"k","value":1}"#).status,
+        200
+    );
+    assert_eq!(post(port, "/admin/checkpoint").status, 200);
+    // The spans are flushed by the clean shutdown.
+    stop(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (spans, services) = loop {
+        let got = spans(&bodies.lock().expect("lock"));
+        if got.0.iter().any(|s| s.name == "wal.checkpoint") || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        services.iter().all(|s| s == "walab-otlp-test") && !services.is_empty(),
+        "{services:?}"
+    );
+    let by_name: HashMap<&str, &Span> = spans.iter().map(|s| (s.name.as_str(), s)).collect();
+    let names: Vec<&str> = by_name.keys().copied().collect();
+    for name in [
+        "POST /kv",
+        "store put",
+        "wal.append",
+        "wal.group_commit_sync",
+        "wal.apply",
+        "wal.recovery",
+        "wal.checkpoint",
+        "POST /admin/checkpoint",
+    ] {
+        assert!(by_name.contains_key(name), "no span {name} among {names:?}");
+    }
+    let request = by_name["POST /kv"];
+    let store = by_name["store put"];
+    assert_eq!(
+        attr(request, "http.request.method"),
+        Some(AnyValue::StringValue("POST".into()))
+    );
+    assert_eq!(
+        attr(request, "http.route"),
+        Some(AnyValue::StringValue("/kv".into()))
+    );
+    assert_eq!(
+        attr(request, "http.response.status_code"),
+        Some(AnyValue::IntValue(200))
+    );
+    assert_eq!(
+        store.parent_span_id, request.span_id,
+        "the store span is the request's child"
+    );
+    for step in ["wal.append", "wal.group_commit_sync", "wal.apply"] {
+        let s = by_name[step];
+        assert_eq!(
+            s.parent_span_id, store.span_id,
+            "{step} is the store span's child"
+        );
+        assert_eq!(s.trace_id, request.trace_id);
+        assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
+    }
+    assert_eq!(
+        attr(by_name["wal.group_commit_sync"], "wal.batch.records"),
+        Some(AnyValue::IntValue(1))
+    );
+    assert_eq!(
+        attr(by_name["wal.append"], "wal.sequence"),
+        Some(AnyValue::IntValue(1))
+    );
+    assert_eq!(
+        attr(
+            by_name["wal.checkpoint"],
+            "wal.checkpoint.entries_truncated"
+        ),
+        Some(AnyValue::IntValue(1))
+    );
+}
+
+#[test]
+fn otel_sdk_disabled_exports_nothing() {
+    let (otlp, bodies) = receiver();
+    let (server, port, _dir) = serve(otlp, &[("OTEL_SDK_DISABLED", "true")]);
+    assert_eq!(
+        post_json(port, "/kv", r#"{"key":"k","value":1}"#).status,
+        200
+    );
+    stop(server);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        bodies.lock().expect("lock").is_empty(),
+        "nothing may be sent"
+    );
+}
