@@ -533,7 +533,7 @@ def report(res, md_path, svg_name):
              f"× memory = this row's requests/s (or p99) divided by the memory backend's under the same load.\n")
     L.append("| store | op | tool | conns | req/s | × memory | p50 ms | p95 ms | p99 ms | p99 × memory | errors | |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    order = {n: i for i, (n, _, _) in enumerate(CONFIGS)}
+    order = {n: i for i, n in enumerate([c[0] for c in CONFIGS] + ["etcd", "redis-noaof", "redis-aof-always"])}
     def key(r):
         return (r.get("anchor", False), order.get(r["config"], 99), r["config"], r["op"] != "write", r["tool"], r["conns"])
     for r in sorted(rows, key=key):
@@ -576,6 +576,13 @@ def report(res, md_path, svg_name):
         L.append("Anchors: " + "; ".join(res["anchor_versions"]) + ". etcd is loaded through k6/compare.js "
                  "(BACKENDS=etcd: POST /v3/kv/put, base64 keys and values), the same scenario as ours; Redis through "
                  "redis-benchmark -t set -d 100 -r 100000000, so compare its rows with each other, not with the k6 and wrk rows.\n")
+    if m.get("busy_note") and any(t["met"] is False for t in res["targets"]):
+        res["notes"].append("A target missed on a busy machine is not evidence either way: the load generator, the "
+                            "server and the other work shared two CPUs and one disk. Run again on a quiet machine.")
+    near = [f"{r['label']} {r['op']} {r['tool']} c{r['conns']}" for r in rows
+            if ceil.get(r["tool"]) and r["rps"] >= NEAR_CEILING * ceil[r["tool"]]["rps"]]
+    if near:
+        res["notes"].append("Near the generator's ceiling (the store may be faster than shown): " + "; ".join(near) + ".")
     if res.get("notes"):
         L.append("Notes:\n")
         for n in res["notes"]:
