@@ -11,7 +11,7 @@
 //! - [`routes`]: [`app`], the route table; `kv`, `admin` and `health` handlers.
 //! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].
 //! - [`error`]: [`ApiError`], the one place a failure becomes a status and JSON body.
-//! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`.
+//! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`, the WAL's observer.
 //! - [`telemetry`]: log setup, each line tagged with its server.
 //! - [`shutdown`]: Ctrl-C / SIGTERM.
 //! - [`lab`]: `walab lab`, the supervisor of three servers.

@@ -5,8 +5,14 @@
 //! can be told apart on one dashboard. Request metrics are labelled by the matched route
 //! (`/kv/{*key}`), never the raw path, so a million keys do not make a million series.
 //!
-//! To add metrics (the WAL engine's counters, through its observer), register them on
-//! [`Metrics::registry`].
+//! - [`wal`]: the WAL engine's metrics, fed by its `Observer` hook and by `stats()` at
+//!   scrape time; registered only when the backend is the WAL.
+//!
+//! Names follow Prometheus' conventions: base units in the name (`_seconds`, `_bytes`),
+//! counters end in `_total`, latencies are histograms (never summaries) with buckets from
+//! 50 µs up, so memory's sub-millisecond answers and fsync's milliseconds both resolve.
+
+pub mod wal;
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +21,13 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use wal::WalMetrics;
 
 /// Request latencies are mostly well under a millisecond on memory, and a few ms with fsync.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -36,14 +44,20 @@ pub struct Metrics {
     store_duration: HistogramVec,
     /// Keys in the store; refreshed on every scrape.
     pub items: IntGauge,
-    /// How many times the lab restarted this process.
-    pub restarts: IntGauge,
+    /// How many times the lab restarted this server (`WALAB_RESTARTS`), as a counter that
+    /// each new process continues.
+    pub restarts: IntCounter,
+    /// Unix time this process started: a step marks a restart.
+    pub start_time: Gauge,
     /// Log records replayed when the store was opened.
     pub recovered_entries: IntGauge,
+    /// The WAL engine's metrics, when the backend is the WAL.
+    pub wal: Option<WalMetrics>,
 }
 
 impl Metrics {
-    /// Register every metric on a fresh registry labelled with `backend`.
+    /// Register every metric on a fresh registry labelled with `backend`; the WAL's own
+    /// metrics too when `backend` is `wal`.
     pub fn new(backend: &str) -> Result<Metrics, prometheus::Error> {
         let labels = [("backend".to_owned(), backend.to_owned())].into();
         let registry = Registry::new_custom(None, Some(labels))?;
@@ -58,7 +72,7 @@ impl Metrics {
                 "Time from request to response",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["route", "method"],
+            &["route", "method", "status"],
         )?;
         let store_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -69,9 +83,13 @@ impl Metrics {
             &["operation"],
         )?;
         let items = IntGauge::new("walab_items", "Keys in the store")?;
-        let restarts = IntGauge::new(
-            "walab_process_restarts",
-            "Times walab lab restarted this server",
+        let restarts = IntCounter::new(
+            "walab_process_restarts_total",
+            "Times walab lab restarted this server (WALAB_RESTARTS)",
+        )?;
+        let start_time = Gauge::new(
+            "walab_process_start_time_seconds",
+            "Unix time this server process started",
         )?;
         let recovered_entries = IntGauge::new(
             "walab_recovered_entries",
@@ -83,7 +101,18 @@ impl Metrics {
         registry.register(Box::new(store_duration.clone()))?;
         registry.register(Box::new(items.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
+        registry.register(Box::new(start_time.clone()))?;
         registry.register(Box::new(recovered_entries.clone()))?;
+        let wal = if backend == "wal" {
+            Some(WalMetrics::register(&registry)?)
+        } else {
+            None
+        };
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
 
         Ok(Metrics {
             registry,
@@ -92,7 +121,9 @@ impl Metrics {
             store_duration,
             items,
             restarts,
+            start_time,
             recovered_entries,
+            wal,
         })
     }
 
@@ -110,11 +141,12 @@ impl Metrics {
 
     /// Record one answered request.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let status = status.to_string();
         self.http_requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, &status])
             .inc();
         self.http_duration
-            .with_label_values(&[route, method])
+            .with_label_values(&[route, method, &status])
             .observe(took.as_secs_f64());
     }
 
@@ -150,6 +182,14 @@ pub async fn handler(State(state): State<AppState>) -> Result<Response, ApiError
     if let Ok(backend) = state.backend() {
         // len() is a counter read on every backend, cheap enough to call inline.
         state.metrics().items.set(gauge(backend.len() as u64));
+        if let Some(wal) = state.metrics().wal.clone() {
+            // stats() takes the engine's log lock, which a sync in progress holds: read it
+            // on the blocking pool, not on an async worker.
+            match tokio::task::spawn_blocking(move || wal.refresh(&backend.stats())).await {
+                Ok(()) => {}
+                Err(e) => tracing::warn!(error = %e, "reading the WAL's stats for metrics failed"),
+            }
+        }
     }
     let text = state.metrics().render().map_err(|e| {
         tracing::error!(error = %e, "could not encode metrics");

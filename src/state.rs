@@ -32,7 +32,7 @@ impl AppState {
     /// A state whose backend is not open yet: every kv and admin endpoint answers 503.
     pub fn new(config: Config) -> Result<AppState, prometheus::Error> {
         let metrics = Metrics::new(config.backend.as_str())?;
-        metrics.restarts.set(gauge(config.restarts));
+        metrics.restarts.inc_by(config.restarts);
         Ok(AppState {
             inner: Arc::new(Inner {
                 backend: OnceLock::new(),
@@ -56,7 +56,12 @@ impl AppState {
     /// Open the configured backend on a blocking thread (for the WAL this is recovery), then
     /// make it visible to the handlers.
     pub async fn open_backend(&self) -> Result<(), StoreError> {
-        let backend_config = self.inner.config.backend_config();
+        let mut backend_config = self.inner.config.backend_config();
+        if let Some(wal) = &self.inner.metrics.wal {
+            // The engine tells the metrics about each batch, sync, checkpoint and the
+            // recovery that runs inside open_backend below.
+            backend_config.wal.observer = Some(Arc::new(wal.clone()));
+        }
         let backend = tokio::task::spawn_blocking(move || open_backend(&backend_config))
             .await
             .map_err(|e| StoreError::Storage(format!("opening the backend panicked: {e}")))??;

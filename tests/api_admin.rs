@@ -294,7 +294,7 @@ async fn metrics_are_labelled_by_route_and_backend() {
                 "1",
             ),
             ("walab_items", &[b], "1"),
-            ("walab_process_restarts", &[b], "0"),
+            ("walab_process_restarts_total", &[b], "0"),
             ("walab_recovered_entries", &[b], "0"),
         ];
         for (name, labels, value) in samples {

@@ -410,10 +410,11 @@ after_block() {
       n=$(get 8003 '/kv?prefix=demo-' | jq .count)
       ok "sled kept $n of the 20 demo keys written just before the crash (runbook: what its last flush covered)"
       ;;
-    show-urls) grep -q 'not in this repository yet' "$outdir/$1.txt" || die "show-urls lost its note about the Compose stack" ;;
+    show-urls) grep -q 'localhost:3001' "$outdir/$1.txt" && grep -q 'localhost:9090' "$outdir/$1.txt" || die "show-urls lost the Compose stack's URLs" ;;
     show-metrics)
       grep -q '^# \(HELP\|TYPE\) walab_' "$outdir/$1.txt" || die "/metrics did not look like Prometheus text"
       [ "$(grep -c '^walab_process_restarts' "$outdir/$1.txt")" = 3 ] || die "walab_process_restarts missing on some port"
+      grep -q '^walab_wal_appends_total{backend="wal"}' "$outdir/$1.txt" || die "the WAL's metrics are missing on 8001"
       ok "/metrics answers Prometheus text on all three ports"
       ;;
     cleanup)

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Check that the Compose stack, the Prometheus and Grafana files and RUNBOOK.md agree.
+
+Usage: compose_check.py CONFIG_JSON
+CONFIG_JSON is `docker-compose --profile k6 config --format json` run from the repository
+root: Compose's own resolved model (paths absolute, anchors and merges applied), so this
+script checks what Compose will run rather than re-parsing the YAML.
+
+Checks:
+- the stores: kv-wal, kv-memory, kv-sled publish 8001, 8002, 8003 (RUNBOOK.md's table and
+  API.md's ports) onto the port the server listens on, run the backend their name says,
+  `restart: always`, `init: true`, a healthcheck that asks /health, a named volume on /data;
+- the volumes are named lab25-wal-data, lab25-nowal-data, lab25-sled-data;
+- Prometheus 9090, Grafana 3001 (admin/admin), Jaeger 16686 + OTLP 4317/4318;
+- lab25-k6 sits under a profile with k6/ mounted at /scripts;
+- every `localhost:PORT` in RUNBOOK.md is a port the stack publishes;
+- every `lab25-...` name in RUNBOOK.md is a service or volume of the stack;
+- prometheus/prometheus.yml scrapes exactly the stores, by service name and container port;
+- Grafana mounts the provisioning and dashboards folders where the provider looks, and every
+  dashboard names the provisioned datasource uid, never a ${DS_...} placeholder.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STORES = {"kv-wal": ("wal", 8001, "lab25-wal-data"),
+          "kv-memory": ("memory", 8002, "lab25-nowal-data"),
+          "kv-sled": ("sled", 8003, "lab25-sled-data")}
+UI = {"prometheus": [9090], "grafana": [3001], "jaeger": [16686, 4317, 4318]}
+
+failures = []
+
+
+def check(ok, what):
+    print(("   ok: " if ok else " FAIL: ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def published(service):
+    return {int(p["published"]): int(p["target"]) for p in service.get("ports", [])}
+
+
+def main():
+    config = json.loads(Path(sys.argv[1]).read_text())
+    services, volumes = config["services"], config.get("volumes", {})
+    volume_names = {v.get("name", k) for k, v in volumes.items()}
+
+    for name, (backend, port, volume) in STORES.items():
+        s = services.get(name)
+        check(s is not None, f"service {name} exists")
+        if s is None:
+            continue
+        env = s.get("environment", {})
+        check(env.get("KV_BACKEND") == backend, f"{name} runs KV_BACKEND={backend}")
+        inner = int(env.get("PORT", "8000"))
+        check(published(s).get(port) == inner, f"{name} publishes {port} -> {inner}")
+        check(s.get("restart") == "always", f"{name} has restart: always")
+        check(s.get("init") is True, f"{name} runs under an init (so /admin/crash's SIGKILL works)")
+        test = " ".join(s.get("healthcheck", {}).get("test", []))
+        check("/health" in test and f"/{inner}" in test, f"{name} healthcheck asks /health on {inner}")
+        mounts = {v["target"]: v.get("source") for v in s.get("volumes", [])}
+        src = mounts.get("/data")
+        check(src in volumes and volumes[src].get("name") == volume,
+              f"{name} keeps /data on the volume named {volume}")
+        check(env.get("DATA_DIR", "/data") == "/data", f"{name} DATA_DIR is /data")
+        check("build" in s, f"{name} is built from the repository's Dockerfile")
+    check(volume_names == {v for _, _, v in STORES.values()},
+          f"volumes are {sorted(volume_names)}")
+
+    for name, ports in UI.items():
+        s = services.get(name, {})
+        for port in ports:
+            check(port in published(s), f"{name} publishes {port}")
+    g = services.get("grafana", {}).get("environment", {})
+    check(g.get("GF_SECURITY_ADMIN_USER") == "admin" and g.get("GF_SECURITY_ADMIN_PASSWORD") == "admin",
+          "grafana login is admin/admin")
+    check("jaegertracing/jaeger:2." in services.get("jaeger", {}).get("image", ""),
+          "jaeger is the v2 image")
+
+    k6 = services.get("lab25-k6", {})
+    check(bool(k6.get("profiles")), "lab25-k6 is under a profile")
+    k6_mounts = {v["target"]: v.get("source") for v in k6.get("volumes", [])}
+    check(k6_mounts.get("/scripts") == str(REPO / "k6"), "lab25-k6 mounts k6/ at /scripts")
+
+    all_ports = {p for s in services.values() for p in published(s)}
+    runbook = (REPO / "RUNBOOK.md").read_text()
+    for port in sorted({int(p) for p in re.findall(r"localhost:(\d+)", runbook)}):
+        check(port in all_ports, f"RUNBOOK.md's localhost:{port} is published by the stack")
+    names = set(services) | volume_names
+    for word in sorted(set(re.findall(r"\blab25-[a-z0-9-]+", runbook))):
+        check(word in names, f"RUNBOOK.md's {word} is a service or volume of the stack")
+    for svc in sorted(set(re.findall(r"docker compose run --rm (\S+)", runbook))):
+        check(svc in services, f"RUNBOOK.md runs the service {svc}")
+
+    prom = (REPO / "prometheus" / "prometheus.yml").read_text()
+    targets = set(re.findall(r'"([a-z0-9-]+:\d+)"', prom))
+    want = {f"{n}:{services[n].get('environment', {}).get('PORT', '8000')}" for n in STORES if n in services}
+    check(want <= targets, f"prometheus/prometheus.yml scrapes {sorted(want)}")
+    for t in targets - want:
+        check(t.split(":")[0] in services or t.startswith("localhost:"), f"scrape target {t} exists")
+
+    gm = {v["target"]: v.get("source") for v in services.get("grafana", {}).get("volumes", [])}
+    check(gm.get("/etc/grafana/provisioning") == str(REPO / "grafana" / "provisioning"),
+          "grafana mounts grafana/provisioning")
+    provider = (REPO / "grafana/provisioning/dashboards/walab.yml").read_text()
+    path = re.search(r"path:\s*(\S+)", provider).group(1)
+    check(gm.get(path) == str(REPO / "grafana" / "dashboards"),
+          f"grafana mounts grafana/dashboards at the provider's path {path}")
+    ds = (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    uid = re.search(r"uid:\s*(\S+)", ds).group(1)
+    check("http://prometheus:9090" in ds and "prometheus" in services,
+          "the datasource points at the prometheus service")
+    for dash in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
+        text = dash.read_text()
+        check("${DS_" not in text, f"{dash.name} has no ${{DS_...}} placeholder")
+        uids = set(re.findall(r'"uid":\s*"([^"]+)"', text)) - {"-- Grafana --"}
+        d = json.loads(text)
+        uids.discard(d.get("uid"))
+        check(uids == {uid}, f"{dash.name} names only the datasource uid {uid} (found {sorted(uids)})")
+
+    if failures:
+        print(f"\n{len(failures)} check(s) failed")
+        return 1
+    print("\nthe Compose stack, Prometheus, Grafana and RUNBOOK.md agree")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
