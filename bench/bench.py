@@ -49,6 +49,7 @@ WRITE_CONNS = [1, 16, 64]
 READ_CONNS = 64
 K6_READ_VUS = 16
 NEAR_CEILING = 0.8
+REPEAT_LABEL = "memory, again at the end (the run's noise)"
 
 
 def log(msg):
@@ -533,7 +534,7 @@ def report(res, md_path, svg_name):
              f"× memory = this row's requests/s (or p99) divided by the memory backend's under the same load.\n")
     L.append("| store | op | tool | conns | req/s | × memory | p50 ms | p95 ms | p99 ms | p99 × memory | errors | |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    order = {n: i for i, n in enumerate([c[0] for c in CONFIGS] + ["etcd", "redis-noaof", "redis-aof-always"])}
+    order = {n: i for i, n in enumerate([c[0] for c in CONFIGS] + ["memory-repeat", "etcd", "redis-noaof", "redis-aof-always"])}
     def key(r):
         return (r.get("anchor", False), order.get(r["config"], 99), r["config"], r["op"] != "write", r["tool"], r["conns"])
     for r in sorted(rows, key=key):
@@ -576,6 +577,18 @@ def report(res, md_path, svg_name):
         L.append("Anchors: " + "; ".join(res["anchor_versions"]) + ". etcd is loaded through k6/compare.js "
                  "(BACKENDS=etcd: POST /v3/kv/put, base64 keys and values), the same scenario as ours; Redis through "
                  "redis-benchmark -t set -d 100 -r 100000000, so compare its rows with each other, not with the k6 and wrk rows.\n")
+    drift = []
+    for r in rows:
+        if r["config"] == "memory-repeat":
+            ref = find(rows, "memory", r["tool"], r["op"], r["conns"])
+            if ref and ref["rps"]:
+                drift.append((abs(r["rps"] / ref["rps"] - 1), f"{r['tool']} {r['op']} c{r['conns']}"))
+    if drift:
+        worst = max(drift)
+        res["noise"] = {"max_drift": worst[0], "where": worst[1]}
+        res["notes"].insert(0, f"Noise: the memory backend measured again at the end of the run differs from the first "
+                               f"measurement by up to {worst[0] * 100:.0f}% ({worst[1]}); ratios closer to a target "
+                               f"than that are within this run's noise.")
     if m.get("busy_note") and any(t["met"] is False for t in res["targets"]):
         res["notes"].append("A target missed on a busy machine is not evidence either way: the load generator, the "
                             "server and the other work shared two CPUs and one disk. Run again on a quiet machine.")
@@ -646,6 +659,11 @@ def main():
         rows, info = bench_config(a.walab, name, label, env, data_root, logdir, seconds, a.checkpoint_threshold, preload)
         res["rows"].extend(rows)
         res["configs"][name] = info
+    # The reference again, last: how far it moved is this run's noise.
+    rows, info = bench_config(a.walab, "memory-repeat", REPEAT_LABEL, {"KV_BACKEND": "memory"}, data_root, logdir,
+                              seconds, a.checkpoint_threshold, preload)
+    res["rows"].extend(rows)
+    res["configs"]["memory-repeat"] = info
     res["recovery"] = recovery(a.walab, data_root, logdir, sizes)
     versions = []
     if a.anchors:
