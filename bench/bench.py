@@ -624,7 +624,6 @@ def main():
     ap.add_argument("--checkpoint-threshold", type=int, default=100000)
     ap.add_argument("--recovery-records", default=None, help="comma list (default 10000,1000000; --short 10000,100000)")
     ap.add_argument("--only", help="comma list of configurations (default: all)")
-    ap.add_argument("--raw-args", nargs="*", default=[])
     a = ap.parse_args()
     seconds = a.seconds or (1 if a.short else 6)
     sizes = [int(x) for x in (a.recovery_records or ("10000,100000" if a.short else "10000,1000000")).split(",")]
@@ -639,7 +638,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     started = time.time()
     git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "args": a.raw_args, "host": platform.node(),
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "args": os.environ.get("BENCH_ARGS", "").split(), "host": platform.node(),
             "cpus": os.cpu_count(), "loadavg_start": " ".join(f"{x:.1f}" for x in os.getloadavg()), "git": git,
             "k6": tool_version(["k6", "version"]), "wrk": tool_version(["wrk", "--version"]).split(" [")[0],
             "seconds": seconds, "checkpoint_threshold": a.checkpoint_threshold, "short": a.short}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # bench/run.sh: the one command behind the README's benchmark table.
 #
-#   bench/run.sh              # full run, ~9 minutes: every configuration, recovery, report
-#   bench/run.sh --anchors    # plus etcd and Redis measured in the same run (~11 minutes)
-#   bench/run.sh --short      # a few seconds per row: a smoke run (CI)
+#   bench/run.sh              # full run, ~8 minutes: every configuration, recovery, report
+#   bench/run.sh --anchors    # plus etcd and Redis measured in the same run (~9 minutes)
+#   bench/run.sh --short      # about a second per row: a smoke run (CI, ~2 minutes)
 #
 # Other options (passed to bench/bench.py): --seconds N (per measurement), --data-dir DIR (a
 # fresh scratch directory on the disk you want measured; default bench/.work/<date>),
@@ -21,7 +21,7 @@ anchors=0
 for arg in "$@"; do
   [ "$arg" = --anchors ] && anchors=1
   if [ "$arg" = -h ] || [ "$arg" = --help ]; then
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
@@ -49,4 +49,4 @@ if [ -z "${WALAB:-}" ]; then
 fi
 [ -x "$WALAB" ] || { echo "bench/run.sh: $WALAB is not an executable" >&2; exit 1; }
 
-exec python3 bench/bench.py --walab "$(realpath "$WALAB")" "$@" --raw-args "$@"
+BENCH_ARGS="$*" exec python3 bench/bench.py --walab "$(realpath "$WALAB")" "$@"
