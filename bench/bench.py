@@ -688,6 +688,11 @@ def main():
     print(open(base + ".md").read())
     if not os.environ.get("BENCH_KEEP_DATA"):
         shutil.rmtree(data_root, ignore_errors=True)
+        if not a.data_dir:
+            try:
+                os.rmdir(os.path.dirname(data_root))  # bench/.work, when nothing else is in it
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":
