@@ -219,6 +219,7 @@ blockdir="$meta/blocks"
 outdir="$meta/out"
 lablog="$meta/lab.log"
 mkdir -p "$blockdir" "$outdir" "$meta/bin"
+ln -s "$repo/k6" "$work/k6" # Part 6 runs k6/basic.js from the repository root
 
 cat > "$meta/bin/cargo" << EOF
 #!/usr/bin/env bash

