@@ -240,7 +240,7 @@ function renderStats(b) {
   if (b === 'wal') {
     setText(el(root, 'wal-size'), `${bytes(st.wal_size_bytes)} in ${plural(st.wal_segments, 'segment')}`);
     setText(el(root, 'since-checkpoint'),
-      `${st.entries_since_checkpoint} (checkpoint every ${st.checkpoint_threshold || 'never'}; ${plural(st.checkpoints, 'checkpoint')} so far)`);
+      `${st.entries_since_checkpoint} (checkpoint every ${st.checkpoint_threshold || 'never'}; ${st.checkpoints} since start)`);
     const gc = st.group_commit_batches;
     const mean = gc && gc.batches ? `, ${gc.mean.toFixed(1)} writes per fsync` : '';
     setText(el(root, 'fsync'), `${st.fsync_policy}: ${plural(st.fsync_count, 'fsync')}${mean}`);
@@ -660,10 +660,11 @@ function explain(b, acked, back, stats, gapMs, powerLoss) {
   if (acked === 0) return 'No write was acknowledged, so there was nothing to keep.';
   if (b === 'wal') {
     if (back === acked) {
-      const replayed = stats && stats.last_recovery ? stats.last_recovery.entries_replayed : null;
+      const r = stats && stats.last_recovery;
+      const how = !r ? '.'
+        : `; recovery ${r.snapshot ? `loaded the snapshot at #${r.snapshot.sequence} and ` : ''}replayed ${plural(r.entries_replayed, 'log record')}.`;
       return `All back${powerLoss ? ', even after a power loss' : ''}: each write was in the log `
-        + `${stats && stats.fsync_policy === 'always' ? 'and fsynced ' : ''}before it was acknowledged`
-        + (replayed === null ? '.' : `; recovery replayed ${plural(replayed, 'log record')}.`);
+        + `${stats && stats.fsync_policy === 'always' ? 'and fsynced ' : ''}before it was acknowledged${how}`;
     }
     return `Lost ${acked - back}: with FSYNC=${stats ? stats.fsync_policy : '?'} an acknowledged write is only in the OS page cache until the next fsync.`;
   }
