@@ -2,16 +2,19 @@
 //!
 //! It plays the part Compose's `restart: always` plays in the container stack: wal on 8001,
 //! memory on 8002, sled on 8003, each a `walab serve` child with its own data directory.
-//! It checks the ports before starting anything (a clear error beats three children dying
-//! in a loop), prints the URLs once all three are healthy, and on Ctrl-C or SIGTERM stops
-//! the children and exits 0. Children die with the lab even if it is killed (SIGKILL on
-//! parent death, see [`crate::sys::die_with_parent`]).
+//! It also serves its own web page on 8000 (the three side by side, see [`ui`]). It checks
+//! the ports before starting anything (a clear error beats three children dying in a
+//! loop), prints the URLs once all three are healthy, and on Ctrl-C or SIGTERM stops the
+//! children and exits 0. Children die with the lab even if it is killed (SIGKILL on parent
+//! death, see [`crate::sys::die_with_parent`]).
 //!
 //! - [`child`]: supervising one child: spawn, wait, restart, back off, stop.
-//! - [`probe`]: the tiny HTTP client that asks `/health`.
+//! - [`probe`]: the tiny HTTP client that asks `/health` and carries the page's requests.
+//! - [`ui`]: the page and the proxy from `/api/{backend}/...` to the children.
 
 pub mod child;
 pub mod probe;
+pub mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,10 +46,14 @@ pub struct LabOptions {
     pub host: String,
     /// Their ports.
     pub ports: Ports,
+    /// The port of the lab's web page (default 8000); 0: no page.
+    pub ui_port: u16,
 }
 
 /// How long to wait for the first "all healthy" before saying so.
 const FIRST_HEALTH_PATIENCE: Duration = Duration::from_secs(30);
+/// How long the page's server gets to finish open requests when the lab stops.
+const UI_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Run the lab until Ctrl-C or SIGTERM. Exit code 2 for a setup problem (port in use).
 pub async fn run(options: LabOptions) -> ExitCode {
@@ -58,7 +65,36 @@ pub async fn run(options: LabOptions) -> ExitCode {
         }
     };
 
+    let ui_listener = match bind_ui(&options) {
+        Ok(listener) => listener,
+        Err(line) => {
+            eprintln!("walab lab: {line}");
+            return ExitCode::from(2);
+        }
+    };
+
     let (stop_tx, stop_rx) = watch::channel(false);
+    let page = ui_listener.map(|listener| {
+        let url = (specs[0].probe_host.clone(), options.ui_port);
+        let targets = specs
+            .iter()
+            .map(|s| ui::Target {
+                kind: s.kind,
+                host: s.probe_host.clone(),
+                port: s.port,
+            })
+            .collect();
+        let mut stop = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let stopping = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = ui::serve(listener, targets, stopping).await {
+                tracing::error!("the lab's page stopped: {e}");
+            }
+        });
+        (url, server)
+    });
     let mut children = JoinSet::new();
     for spec in &specs {
         tracing::info!(
@@ -68,7 +104,8 @@ pub async fn run(options: LabOptions) -> ExitCode {
         );
         children.spawn(child::supervise(spec.clone(), stop_rx.clone()));
     }
-    let announce = tokio::spawn(announce_when_ready(specs));
+    let page_at = page.as_ref().map(|(at, _)| at.clone());
+    let announce = tokio::spawn(announce_when_ready(specs, page_at));
 
     crate::shutdown::signal().await;
     tracing::info!("stopping the three servers");
@@ -76,6 +113,15 @@ pub async fn run(options: LabOptions) -> ExitCode {
     // Every supervisor holds a receiver, so this cannot fail while any of them runs.
     let _ = stop_tx.send(true);
     while children.join_next().await.is_some() {}
+    if let Some((_, mut server)) = page {
+        // A browser's open connections must not hold the exit hostage.
+        if tokio::time::timeout(UI_STOP_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    }
     println!("walab lab stopped");
     ExitCode::SUCCESS
 }
@@ -89,6 +135,21 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
         host => host.to_owned(),
     };
     let p = options.ports;
+    if options.ui_port != 0 {
+        if let Some(flag) = [
+            (p.wal, "--wal-port"),
+            (p.memory, "--memory-port"),
+            (p.sled, "--sled-port"),
+        ]
+        .iter()
+        .find_map(|(port, flag)| (*port == options.ui_port).then_some(flag))
+        {
+            return Err(format!(
+                "--ui-port and {flag} are both {}; give the page a port of its own (--ui-port 0: no page)",
+                options.ui_port
+            ));
+        }
+    }
     let wanted = [
         (BackendKind::Wal, p.wal, "--wal-port"),
         (BackendKind::Memory, p.memory, "--memory-port"),
@@ -143,8 +204,31 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
         .collect()
 }
 
-/// Print the three URLs once every server answers `/health` with 200.
-async fn announce_when_ready(specs: Vec<Spec>) {
+/// Listen for the page's server, unless `--ui-port 0` turned it off.
+fn bind_ui(options: &LabOptions) -> Result<Option<tokio::net::TcpListener>, String> {
+    if options.ui_port == 0 {
+        return Ok(None);
+    }
+    let port = options.ui_port;
+    let listener = std::net::TcpListener::bind((options.host.as_str(), port)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "port {port} (the lab's page) is already in use on {}; stop what uses it or pass --ui-port (0: no page)",
+                options.host
+            )
+        } else {
+            format!("cannot listen on {}:{port} (the lab's page): {e}", options.host)
+        }
+    })?;
+    listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+        .map(Some)
+        .map_err(|e| format!("cannot serve the lab's page on port {port}: {e}"))
+}
+
+/// Print the URLs once every server answers `/health` with 200.
+async fn announce_when_ready(specs: Vec<Spec>, page: Option<(String, u16)>) {
     let mut waits = JoinSet::new();
     for spec in &specs {
         let (host, port) = (spec.probe_host.clone(), spec.port);
@@ -167,6 +251,11 @@ async fn announce_when_ready(specs: Vec<Spec>) {
             spec.port,
             spec.kind.as_str(),
             what_it_is(spec.kind)
+        );
+    }
+    if let Some((host, port)) = page {
+        println!(
+            "  http://{host}:{port:<5}  page    the lab's page: all three side by side, in a browser"
         );
     }
     println!(

@@ -38,6 +38,9 @@ enum Command {
         /// Port of the sled server.
         #[arg(long, default_value_t = 8003)]
         sled_port: u16,
+        /// Port of the lab's web page (the three servers side by side); 0: no page.
+        #[arg(long, default_value_t = 8000)]
+        ui_port: u16,
     },
     /// Describe a WAL data directory offline: snapshot, segments, records; verify every
     /// checksum; exit non-zero on damage.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
             wal_port,
             memory_port,
             sled_port,
+            ui_port,
         } => {
             walab::telemetry::init("lab", None);
             let options = LabOptions {
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
                     memory: memory_port,
                     sled: sled_port,
                 },
+                ui_port,
             };
             match runtime() {
                 Ok(rt) => rt.block_on(walab::lab::run(options)),

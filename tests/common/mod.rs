@@ -192,6 +192,9 @@ impl Walab {
                 &memory,
                 "--sled-port",
                 &sled,
+                // No page: tests run labs side by side, and the page's port is fixed.
+                "--ui-port",
+                "0",
             ],
             envs,
         )
