@@ -568,7 +568,7 @@ def report(res, md_path, svg_name):
         if cp:
             L.append(f"\nThe checkpoint itself (POST /admin/checkpoint) took {cp[0]['checkpoint_ms']:.0f} ms.")
         L.append("")
-    L.append("## Targets (issue 6)\n")
+    L.append("## Targets\n")
     for t in res["targets"]:
         verdict = "**met**" if t["met"] else ("**MISSED**" if t["met"] is False else "not measured")
         L.append(f"- {t['target']}: {t['measured']}: {verdict}")
