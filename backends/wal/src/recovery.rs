@@ -28,6 +28,11 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
 }
 
+/// No log reaches the last sequence number honestly (2^64 writes), and nothing could be
+/// written after it: a file that claims it is damaged.
+const NO_SEQUENCE_LEFT: &str =
+    "sequence number 18446744073709551615 (u64::MAX) leaves no sequence for the next write";
+
 /// Where replay stopped early, and what to cut.
 struct Cut {
     segment: usize,
@@ -51,6 +56,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     let (mut state, snap_info) = match snapshots.last() {
         Some((seq, path)) => {
             let loaded = snapshot::load(fs.as_ref(), path, *seq)?;
+            if loaded.sequence == u64::MAX {
+                return Err(Error::corrupt(path, 12, NO_SEQUENCE_LEFT));
+            }
             let info = SnapshotInfo {
                 sequence: loaded.sequence,
                 bytes: loaded.bytes,
@@ -109,6 +117,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
                     *offset,
                     "sequence number does not increase",
                 ));
+            }
+            if rec.sequence == u64::MAX {
+                return Err(Error::corrupt(&seg.path, *offset, NO_SEQUENCE_LEFT));
             }
             if rec.sequence > snap_seq {
                 replay(&mut state, rec);
