@@ -27,7 +27,12 @@ fn files(fs: &SimFs, dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn one(files: &[(String, Vec<u8>)], suffix: &str) -> Vec<u8> {
     let found: Vec<_> = files.iter().filter(|(n, _)| n.ends_with(suffix)).collect();
-    assert_eq!(found.len(), 1, "{suffix}: {:?}", files.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(
+        found.len(),
+        1,
+        "{suffix}: {:?}",
+        files.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     found[0].1.clone()
 }
 
@@ -47,7 +52,9 @@ fn main() {
     )
     .expect("open");
     engine.set(b"user-1", br#"{"n":1}"#).expect("set");
-    engine.set(b"user-2", br#"{"name":"ada","tags":["a","b"]}"#).expect("set");
+    engine
+        .set(b"user-2", br#"{"name":"ada","tags":["a","b"]}"#)
+        .expect("set");
     engine.delete(b"user-1").expect("delete");
     engine.set(b"", b"empty key").expect("set");
     engine.clear().expect("clear");
@@ -70,14 +77,24 @@ fn main() {
     for (i, &start) in offsets.iter().enumerate() {
         let end = offsets.get(i + 1).copied().unwrap_or(seg1.len());
         let op = read.records[i].1.op.as_str().to_ascii_lowercase();
-        write("record_decode", &format!("{i}-{op}"), &seg1[start..end], walab_wal_fuzz::record_decode::check);
+        write(
+            "record_decode",
+            &format!("{i}-{op}"),
+            &seg1[start..end],
+            walab_wal_fuzz::record_decode::check,
+        );
     }
 
     // Segments: whole, after a checkpoint, header only, torn mid-record.
     let seg_check = walab_wal_fuzz::segment_read::check;
     write("segment_read", "six-records", &seg1, seg_check);
     write("segment_read", "after-checkpoint", &seg2, seg_check);
-    write("segment_read", "header-only", &segment::header(1), seg_check);
+    write(
+        "segment_read",
+        "header-only",
+        &segment::header(1),
+        seg_check,
+    );
     let torn = &seg1[..seg1.len() - 100];
     write("segment_read", "torn", torn, seg_check);
 
@@ -91,19 +108,39 @@ fn main() {
 
     // Recovery: directories the engine could leave.
     let rec_check = recovery_open::check;
-    let seg = |bytes: &[u8]| FileSpec { kind: Kind::Segment, name: None, bytes: bytes.to_vec() };
-    let snp = |bytes: &[u8]| FileSpec { kind: Kind::Snapshot, name: None, bytes: bytes.to_vec() };
+    let seg = |bytes: &[u8]| FileSpec {
+        kind: Kind::Segment,
+        name: None,
+        bytes: bytes.to_vec(),
+    };
+    let snp = |bytes: &[u8]| FileSpec {
+        kind: Kind::Snapshot,
+        name: None,
+        bytes: bytes.to_vec(),
+    };
     let seeds: Vec<(&str, u8, Vec<FileSpec>)> = vec![
         ("one-segment", 0, vec![seg(&seg1)]),
-        ("snapshot-and-segment", CHECKPOINT, vec![snp(&snap), seg(&seg2)]),
+        (
+            "snapshot-and-segment",
+            CHECKPOINT,
+            vec![snp(&snap), seg(&seg2)],
+        ),
         ("torn-tail", BIG, vec![seg(torn)]),
-        ("two-segments-point-in-time", 2, vec![seg(&seg1), seg(&seg2)]),
+        (
+            "two-segments-point-in-time",
+            2,
+            vec![seg(&seg1), seg(&seg2)],
+        ),
         (
             "leftover-tmp",
             FIX | CHECKPOINT | BIG,
             vec![
                 snp(&snap),
-                FileSpec { kind: Kind::Tmp, name: None, bytes: snap.clone() },
+                FileSpec {
+                    kind: Kind::Tmp,
+                    name: None,
+                    bytes: snap.clone(),
+                },
                 seg(&seg1),
                 seg(&seg2),
             ],
@@ -111,7 +148,12 @@ fn main() {
         ("empty-dir", 1, vec![]),
     ];
     for (name, flags, specs) in seeds {
-        write("recovery_open", name, &recovery_open::encode(flags, &specs), rec_check);
+        write(
+            "recovery_open",
+            name,
+            &recovery_open::encode(flags, &specs),
+            rec_check,
+        );
     }
     println!("seeds written under corpus/");
 }

@@ -10,8 +10,8 @@
 //! checksum the bytes frame recomputed ("fixed up"), so mutations reach the parsing behind
 //! the CRC (lengths, op codes, entry counts).
 
-pub mod recovery_open;
 pub mod record_decode;
+pub mod recovery_open;
 pub mod segment_read;
 pub mod snapshot_decode;
 

@@ -28,15 +28,27 @@ fn fix_then_differs(fixed: &mut [u8], data: &[u8]) -> bool {
 fn check_bytes(data: &[u8]) {
     match record::decode(data) {
         Decoded::Record(r, n) => {
-            assert!(n <= data.len(), "record of {n} bytes in a {}-byte buffer", data.len());
+            assert!(
+                n <= data.len(),
+                "record of {n} bytes in a {}-byte buffer",
+                data.len()
+            );
             assert_eq!(n, record::encoded_len(r.key.len(), r.value.len()));
             let mut out = Vec::new();
             record::encode(&r, &mut out);
-            assert_eq!(out, &data[..n], "a decoded record does not re-encode to its bytes");
+            assert_eq!(
+                out,
+                &data[..n],
+                "a decoded record does not re-encode to its bytes"
+            );
             assert_eq!(record::decode(&data[..n]), Decoded::Record(r, n));
         }
         Decoded::Incomplete { needed } => {
-            assert!(needed > data.len(), "Incomplete needs {needed} of {}", data.len());
+            assert!(
+                needed > data.len(),
+                "Incomplete needs {needed} of {}",
+                data.len()
+            );
             assert!(needed <= FRAME_HEADER + MAX_BODY);
             if data.len() >= FRAME_HEADER {
                 assert_eq!(needed, FRAME_HEADER + crate::u32_at(data, 0) as usize);
@@ -45,7 +57,10 @@ fn check_bytes(data: &[u8]) {
             }
         }
         Decoded::Bad(reason) => {
-            assert!(data.len() >= FRAME_HEADER, "Bad({reason}) before a whole frame header");
+            assert!(
+                data.len() >= FRAME_HEADER,
+                "Bad({reason}) before a whole frame header"
+            );
         }
     }
 }
@@ -65,7 +80,11 @@ fn round_trip(data: &[u8]) {
     let cut_hint = data[17] as usize;
     let flip_hint = u16::from_le_bytes([data[18], data[19]]) as usize;
     let rest = &data[20..];
-    let split = if rest.is_empty() { 0 } else { cut_hint % (rest.len() + 1) };
+    let split = if rest.is_empty() {
+        0
+    } else {
+        cut_hint % (rest.len() + 1)
+    };
     let rec = RecordRef {
         sequence,
         timestamp_micros,
@@ -75,7 +94,10 @@ fn round_trip(data: &[u8]) {
     };
     let mut buf = Vec::new();
     record::encode(&rec, &mut buf);
-    assert_eq!(buf.len(), record::encoded_len(rec.key.len(), rec.value.len()));
+    assert_eq!(
+        buf.len(),
+        record::encoded_len(rec.key.len(), rec.value.len())
+    );
     assert_eq!(record::decode(&buf), Decoded::Record(rec, buf.len()));
     // Trailing bytes are the next record's business.
     let mut longer = buf.clone();

@@ -4,7 +4,8 @@
 //!
 //! - the report's last sequence is at least the snapshot's;
 //! - a write gets a sequence above it; with the `BIG` flag, more writes push the log past
-//!   a segment roll-over; with `CHECKPOINT`, a checkpoint succeeds;
+//!   a segment roll-over; with `CHECKPOINT`, a checkpoint succeeds (a write may fail only
+//!   when it would need sequence u64::MAX);
 //! - the directory then reopens (same recovery mode) with no damage and no torn tail, to
 //!   exactly the state the first engine had when it was dropped (skipped for the known gap
 //!   described in `check`).
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use walab_wal::fs::{Fs, SimFs};
-use walab_wal::{Config, Engine, RecoveryMode, segment, snapshot};
+use walab_wal::{Commit, Config, Engine, RecoveryMode, segment, snapshot};
 
 pub const FIX: u8 = 1 << 2;
 pub const CHECKPOINT: u8 = 1 << 3;
@@ -179,20 +180,40 @@ pub fn check(data: &[u8]) {
         .unwrap_or(0);
     let known_gap = newest_segment.saturating_sub(1) > report.last_sequence;
 
-    let commit = engine.set(b"fuzz-key", b"fuzz-value").expect("a write after a clean open");
-    assert!(
-        commit.sequence > report.last_sequence,
-        "write got sequence {} after recovering up to {}",
-        commit.sequence,
-        report.last_sequence
+    // Every write must succeed with a higher sequence than the one before, except that the
+    // last sequence number (u64::MAX) is never handed out: a log at u64::MAX - 1 refuses.
+    let mut last = report.last_sequence;
+    let mut write = |what: &str, result: walab_wal::Result<Option<Commit>>| match result {
+        Ok(Some(commit)) => {
+            assert!(
+                commit.sequence > last,
+                "{what} got sequence {} after {last}",
+                commit.sequence
+            );
+            last = commit.sequence;
+        }
+        Ok(None) => {}
+        Err(e) => assert_eq!(last, u64::MAX - 1, "{what} failed: {e}"),
+    };
+    write(
+        "a write after a clean open",
+        engine.set(b"fuzz-key", b"fuzz-value").map(Some),
     );
     if flags & BIG != 0 {
-        engine.set(b"fuzz-big", &[0x5a; 4096]).expect("a big write");
-        engine.delete(b"fuzz-key").expect("a delete");
-        engine.set(b"fuzz-after", b"x").expect("a write into the next segment");
+        write(
+            "a big write",
+            engine.set(b"fuzz-big", &[0x5a; 4096]).map(Some),
+        );
+        write("a delete", engine.delete(b"fuzz-key"));
+        write(
+            "a write into the next segment",
+            engine.set(b"fuzz-after", b"x").map(Some),
+        );
     }
     if flags & CHECKPOINT != 0 {
-        engine.checkpoint().expect("a checkpoint after a clean open");
+        engine
+            .checkpoint()
+            .expect("a checkpoint after a clean open");
     }
     let expected = engine.state();
     drop(engine);
@@ -207,5 +228,8 @@ pub fn check(data: &[u8]) {
     let second = again.recovery();
     assert_eq!(second.torn_bytes_discarded, 0, "{second:?}");
     assert_eq!(second.torn_at, None, "{second:?}");
-    assert!(again.state() == expected, "the state changed across a clean reopen");
+    assert!(
+        again.state() == expected,
+        "the state changed across a clean reopen"
+    );
 }

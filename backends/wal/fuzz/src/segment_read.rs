@@ -24,7 +24,11 @@ pub fn check(data: &[u8]) {
 }
 
 fn check_bytes(data: &[u8]) {
-    let named = if data.len() >= 20 { crate::u64_at(data, 12) } else { 1 };
+    let named = if data.len() >= 20 {
+        crate::u64_at(data, 12)
+    } else {
+        1
+    };
     assert!(segment::check_header(&segment::header(named), named).is_ok());
     if segment::check_header(data, named).is_ok() {
         assert!(data.len() >= HEADER_LEN);
@@ -49,25 +53,36 @@ fn check_bytes(data: &[u8]) {
             other => panic!("record at {offset} does not decode again: {other:?}"),
         }
         if let Some(prev) = last {
-            assert!(rec.sequence > prev, "sequence {} after {prev}", rec.sequence);
+            assert!(
+                rec.sequence > prev,
+                "sequence {} after {prev}",
+                rec.sequence
+            );
         }
         last = Some(rec.sequence);
     }
     assert!(at <= data.len());
     let (offset, damaged) = match read.end {
         End::Clean => {
-            assert_eq!(at, data.len(), "Clean but bytes are left after the last record");
+            assert_eq!(
+                at,
+                data.len(),
+                "Clean but bytes are left after the last record"
+            );
             return;
         }
         End::Torn { offset, .. } => (offset, false),
         End::Damaged { offset, .. } => (offset, true),
     };
-    assert_eq!(offset as usize, at, "the bad part does not start where the records end");
+    assert_eq!(
+        offset as usize, at,
+        "the bad part does not start where the records end"
+    );
     assert!(at < data.len());
     let after = last.unwrap_or(0);
-    let later = (at + 1..data.len()).find(|&p| {
-        matches!(record::decode(&data[p..]), Decoded::Record(r, _) if r.sequence > after)
-    });
+    let later = (at + 1..data.len()).find(
+        |&p| matches!(record::decode(&data[p..]), Decoded::Record(r, _) if r.sequence > after),
+    );
     assert_eq!(
         damaged,
         later.is_some(),

@@ -120,6 +120,9 @@ fn check_bytes(data: &[u8]) {
     assert_eq!(again.state, loaded.state);
     // The decoder does not look at the reserved bytes (10..12); the writer zeroes them.
     if sorted && data[10..12] == [0, 0] {
-        assert_eq!(bytes, data, "a sorted snapshot did not re-encode to its own bytes");
+        assert_eq!(
+            bytes, data,
+            "a sorted snapshot did not re-encode to its own bytes"
+        );
     }
 }
