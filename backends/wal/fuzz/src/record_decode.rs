@@ -6,8 +6,9 @@
 //!   the length field says (or the frame header's size when even that is missing).
 //! - `Bad` only once the frame header is there.
 //! - The other way round: a record built from the input encodes and decodes back to
-//!   itself; every cut of it is `Incomplete`; a bit flipped anywhere after the length
-//!   field is never accepted (a same-length single-bit error always changes a CRC-32C).
+//!   itself; a cut of it (where the input says) is `Incomplete`; a bit flipped after the
+//!   length field (which the input picks) is never accepted (a same-length single-bit
+//!   error always changes a CRC-32C).
 
 use walab_wal::Op;
 use walab_wal::record::{self, Decoded, FRAME_HEADER, MAX_BODY, RecordRef};
