@@ -109,7 +109,16 @@ pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool, CommitTim
         });
     }
     let sequence = q.next_sequence;
-    q.next_sequence += 1;
+    // u64::MAX is never handed out (recovery refuses a log holding it): refuse the write
+    // rather than overflow.
+    let Some(next) = sequence.checked_add(1) else {
+        return Err(Error::corrupt(
+            &s.config.dir,
+            0,
+            "the log has used every sequence number; no write can follow",
+        ));
+    };
+    q.next_sequence = next;
     q.waiting.push_back(Queued {
         sequence,
         write,

@@ -392,6 +392,13 @@ impl SimFs {
         st.files.get(inode).map(|f| f.live.clone())
     }
 
+    /// Delete a file durably, as a lost or mistakenly deleted file would be.
+    pub fn remove_file(&self, path: &Path) {
+        let mut st = self.lock();
+        st.live_names.remove(path);
+        st.durable_names.remove(path);
+    }
+
     /// Replace a file's bytes, durably, as a disk fault would.
     pub fn overwrite(&self, path: &Path, bytes: Vec<u8>) {
         let mut st = self.lock();

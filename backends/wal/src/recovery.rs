@@ -28,6 +28,11 @@ pub(crate) struct Recovered {
     pub report: RecoveryReport,
 }
 
+/// No log reaches the last sequence number honestly (2^64 writes), and nothing could be
+/// written after it: a file that claims it is damaged.
+const NO_SEQUENCE_LEFT: &str =
+    "sequence number 18446744073709551615 (u64::MAX) leaves no sequence for the next write";
+
 /// Where replay stopped early, and what to cut.
 struct Cut {
     segment: usize,
@@ -53,6 +58,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     let (mut state, snap_info) = match snapshots.last() {
         Some((seq, path)) => {
             let loaded = snapshot::load(fs.as_ref(), path, *seq)?;
+            if loaded.sequence == u64::MAX {
+                return Err(Error::corrupt(path, 12, NO_SEQUENCE_LEFT));
+            }
             let info = SnapshotInfo {
                 sequence: loaded.sequence,
                 bytes: loaded.bytes,
@@ -113,6 +121,9 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
                     "sequence number does not increase",
                 ));
             }
+            if rec.sequence == u64::MAX {
+                return Err(Error::corrupt(&seg.path, *offset, NO_SEQUENCE_LEFT));
+            }
             if rec.sequence > snap_seq {
                 replay(&mut state, rec);
                 report.records_replayed += 1;
@@ -136,6 +147,10 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     }
 
     let log = open_log(fs, config, &segments, &mut lens, cut, last_seq, &mut report)?;
+    // An empty last segment still carries a sequence number in its name (a checkpoint's
+    // roll-over, or records lost to a power loss): numbering goes on from there, so a later
+    // segment never sorts before it.
+    let last_seq = last_seq.max(log.active.first_sequence.saturating_sub(1));
     report.last_sequence = last_seq;
     report.duration = started.elapsed();
     Ok(Recovered {

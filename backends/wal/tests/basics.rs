@@ -184,3 +184,25 @@ fn a_checkpoint_never_retries_a_failed_sync() {
     assert!(e.checkpoint().is_err());
     assert_eq!(fs.syncs(), syncs, "no sync may follow a failed one");
 }
+
+#[test]
+fn regression_numbering_goes_on_past_an_empty_last_segment() {
+    // Found by the recovery_open fuzz target: a directory whose newest segment is empty and
+    // named past every record opened with numbering restarted below it; after a roll-over
+    // the new segment sorted before the old one and the directory could not be reopened.
+    let fs = SimFs::new(10);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    e.set(b"a", b"1").unwrap();
+    e.checkpoint().unwrap(); // snapshot at 1, empty segment 2
+    let fs = process_crash(&fs, e);
+    // Lose the snapshot: what is left is an empty segment named 2.
+    let snap = dir().join("snapshot-00000000000000000001.snap");
+    fs.remove_file(&snap);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    assert_eq!(e.recovery().last_sequence, 1);
+    let c = e.set(b"b", b"2").unwrap();
+    assert_eq!(c.sequence, 2, "numbering continues from the segment's name");
+    let fs = process_crash(&fs, e);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    assert_eq!(e.get(b"b").as_deref(), Some(&b"2"[..]));
+}

@@ -141,3 +141,75 @@ fn a_damaged_snapshot_stops_start_up_with_its_name_and_offset() {
         }
     }
 }
+
+/// A directory holding only `file` (a segment or snapshot name) with `bytes`.
+fn image_with(name: &str, bytes: &[u8]) -> SimFs {
+    use walab_wal::fs::Fs;
+    let fs = SimFs::new(13);
+    let mut f = fs.create(&dir().join(name)).unwrap();
+    f.append(bytes).unwrap();
+    fs
+}
+
+fn segment_with_record(sequence: u64) -> Vec<u8> {
+    use walab_wal::record::{self, RecordRef};
+    use walab_wal::{Op, segment};
+    let mut bytes = segment::header(1).to_vec();
+    let rec = RecordRef {
+        sequence,
+        timestamp_micros: 1,
+        op: Op::Set,
+        key: b"k",
+        value: b"v",
+    };
+    record::encode(&rec, &mut bytes);
+    bytes
+}
+
+// Found by the recovery_open fuzz target: a sequence number of u64::MAX on disk made
+// recovery (and then the next write) overflow, a panic in debug builds and a sequence
+// number going back to 0 in release builds.
+#[test]
+fn a_snapshot_at_the_last_sequence_number_is_refused_not_overflowed() {
+    use walab_wal::snapshot;
+    let fs = SimFs::new(1);
+    let (path, _) = snapshot::write(&fs, &dir(), u64::MAX, &Default::default()).unwrap();
+    let bytes = fs.read_live(&path).unwrap();
+    let image = image_with(&snapshot::file_name(u64::MAX), &bytes);
+    match open(&image, config(SyncPolicy::Always)) {
+        Err(Error::Corrupt { file, offset, .. }) => assert_eq!((file, offset), (path, 12)),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_record_at_the_last_sequence_number_is_refused_not_overflowed() {
+    for mode in [
+        RecoveryMode::TolerateCorruptedTail,
+        RecoveryMode::AbsoluteConsistency,
+        RecoveryMode::PointInTime,
+    ] {
+        let image = image_with("00000000000000000001.wal", &segment_with_record(u64::MAX));
+        match open(&image, config(SyncPolicy::Always).recovery_mode(mode)) {
+            Err(Error::Corrupt { file, offset, .. }) => {
+                assert_eq!((file, offset), (segment_path(), 24), "{mode}")
+            }
+            other => panic!("{mode}: expected corruption, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_log_one_short_of_the_last_sequence_number_refuses_the_next_write() {
+    let image = image_with(
+        "00000000000000000001.wal",
+        &segment_with_record(u64::MAX - 1),
+    );
+    let e = open(&image, config(SyncPolicy::Always)).unwrap();
+    assert!(matches!(e.set(b"k", b"w"), Err(Error::Corrupt { .. })));
+    assert_eq!(e.get(b"k").as_deref(), Some(&b"v"[..]));
+    let fs = process_crash(&image, e);
+    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
+    assert_eq!(e.recovery().last_sequence, u64::MAX - 1);
+    assert_eq!(e.get(b"k").as_deref(), Some(&b"v"[..]));
+}
