@@ -18,9 +18,8 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Walab, free_port};
+use common::Walab;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 /// Small, so the limits are cheap to reach.
 const MAX_VALUE_BYTES: usize = 1024;
@@ -983,26 +982,10 @@ fn listing(port: u16) -> BTreeMap<String, Value> {
 }
 
 fn run_table(backend: &str) {
-    let dir = TempDir::new().expect("temp dir");
-    let port = free_port();
-    let port_s = port.to_string();
-    let data_dir = dir.path().to_str().expect("utf-8 temp dir");
     let max = MAX_VALUE_BYTES.to_string();
-    let server = Walab::start(
-        &["serve"],
-        &[
-            ("KV_BACKEND", backend),
-            ("HOST", "127.0.0.1"),
-            ("PORT", &port_s),
-            ("DATA_DIR", data_dir),
-            ("MAX_VALUE_BYTES", &max),
-            ("ADMIN_TOKEN", TOKEN),
-        ],
-    );
-    assert!(
-        common::wait_healthy(port, Duration::from_secs(20)).is_some(),
-        "{backend} never became healthy:\n{}",
-        server.output()
+    let (server, port, _dir) = Walab::serve(
+        backend,
+        &[("MAX_VALUE_BYTES", &max), ("ADMIN_TOKEN", TOKEN)],
     );
 
     // What is there before the table.
@@ -1093,24 +1076,7 @@ fn run_table(backend: &str) {
 #[test]
 fn json_nested_100k_deep_is_a_400() {
     for backend in ["wal", "memory", "sled"] {
-        let dir = TempDir::new().expect("temp dir");
-        let port = free_port();
-        let port_s = port.to_string();
-        let data_dir = dir.path().to_str().expect("utf-8 temp dir");
-        let server = Walab::start(
-            &["serve"],
-            &[
-                ("KV_BACKEND", backend),
-                ("HOST", "127.0.0.1"),
-                ("PORT", &port_s),
-                ("DATA_DIR", data_dir),
-            ],
-        );
-        assert!(
-            common::wait_healthy(port, Duration::from_secs(20)).is_some(),
-            "{backend} never became healthy:\n{}",
-            server.output()
-        );
+        let (server, port, _dir) = Walab::serve(backend, &[]);
         for depth in [100_000, 500_000] {
             let arrays = format!(r#"{{"key":"deep","value":{}}}"#, nested(depth));
             let objects = format!(

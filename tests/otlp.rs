@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Walab, free_port, post, post_json, wait_healthy};
+use common::{Walab, post, post_json};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -93,26 +93,13 @@ fn attr(span: &Span, key: &str) -> Option<AnyValue> {
 }
 
 fn serve(otlp_port: u16, extra: &[(&str, &str)]) -> (Walab, u16, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{otlp_port}");
-    let port_s = port.to_string();
     let mut envs = vec![
-        ("KV_BACKEND", "wal"),
-        ("HOST", "127.0.0.1"),
-        ("PORT", port_s.as_str()),
-        ("DATA_DIR", dir.path().to_str().expect("utf-8")),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_SERVICE_NAME", "walab-otlp-test"),
     ];
     envs.extend_from_slice(extra);
-    let server = Walab::start(&["serve"], &envs);
-    assert!(
-        wait_healthy(port, Duration::from_secs(20)).is_some(),
-        "{}",
-        server.output()
-    );
-    (server, port, dir)
+    Walab::serve("wal", &envs)
 }
 
 fn stop(mut server: Walab) {

@@ -177,6 +177,29 @@ impl Walab {
         }
     }
 
+    /// Start `walab serve` over `backend` on a free port with its data in a new temporary
+    /// directory, `envs` added, and wait until it is healthy. Returns the server, its port
+    /// and the directory (deleted when dropped).
+    pub fn serve(backend: &str, envs: &[(&str, &str)]) -> (Walab, u16, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let port_s = port.to_string();
+        let mut all = vec![
+            ("KV_BACKEND", backend),
+            ("HOST", "127.0.0.1"),
+            ("PORT", port_s.as_str()),
+            ("DATA_DIR", dir.path().to_str().expect("utf-8 temp dir")),
+        ];
+        all.extend_from_slice(envs);
+        let server = Walab::start(&["serve"], &all);
+        assert!(
+            wait_healthy(port, Duration::from_secs(20)).is_some(),
+            "{backend} never became healthy:\n{}",
+            server.output()
+        );
+        (server, port, dir)
+    }
+
     /// Start `walab lab` on the given ports with its data in `dir`.
     pub fn lab(dir: &Path, ports: [u16; 3], envs: &[(&str, &str)]) -> Walab {
         let dir = dir.to_str().expect("utf-8 temp dir");
