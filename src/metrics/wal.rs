@@ -1,9 +1,9 @@
 //! The WAL engine's metrics: fed by events through the engine's [`Observer`] hook, and by
 //! gauges read from `KvBackend::stats()` at scrape time.
 //!
-//! Events (appends, bytes, fsyncs and their durations, batch sizes, checkpoints, recovery)
-//! arrive as they happen, from the engine's own threads, so counting them costs a few atomic
-//! adds and never a lock. Levels (log size, segments, records since the last checkpoint, the
+//! Events (appends, bytes, fsyncs and their durations, batch sizes, checkpoints and failed
+//! checkpoints, recovery) arrive as they happen, from the engine's own threads, so counting
+//! them costs a few atomic adds and never a lock. Levels (log size, segments, records since the last checkpoint, the
 //! sequence number) are read from the stats map when Prometheus scrapes, because the server
 //! reaches the engine only through the `KvBackend` trait.
 //!
@@ -46,6 +46,7 @@ pub struct WalMetrics {
     fsync_duration: Histogram,
     batch_records: Histogram,
     checkpoints: IntCounter,
+    checkpoint_failures: IntCounter,
     checkpoint_duration: Histogram,
     last_checkpoint: Gauge,
     log_size: IntGauge,
@@ -110,6 +111,10 @@ impl WalMetrics {
             checkpoints: counter(
                 "walab_wal_checkpoints_total",
                 "Checkpoints (snapshot, then log truncation) finished since this process started",
+            )?,
+            checkpoint_failures: counter(
+                "walab_wal_checkpoint_failures_total",
+                "Checkpoints that failed since this process started (the log keeps every record; writes go on unless a log sync failed)",
             )?,
             checkpoint_duration: histogram(
                 "walab_wal_checkpoint_duration_seconds",
@@ -207,6 +212,17 @@ impl Observer for WalMetrics {
             .observe(report.duration.as_secs_f64());
         self.last_checkpoint
             .set(report.finished_at_micros as f64 / 1e6);
+    }
+
+    fn checkpoint_failed(&self, error: &walab_wal::Error, automatic: bool) {
+        self.checkpoint_failures.inc();
+        // Automatic checkpoints are retried with a growing back-off, so a long failure (a
+        // full disk) adds a line a minute at most, not one per write.
+        tracing::warn!(
+            error = %error,
+            automatic,
+            "WAL checkpoint failed; the log still holds every record it would have covered"
+        );
     }
 
     fn recovered(&self, report: &RecoveryReport) {

@@ -116,7 +116,8 @@ pub struct WalEntry {
 /// The records since the last checkpoint, or `None` when the backend keeps no log.
 #[derive(Debug, Clone, Default)]
 pub struct WalListing {
-    /// The records, oldest first, at most the requested limit.
+    /// The newest records, oldest first: at most the requested limit, and fewer when their
+    /// keys and values would pass the requested byte budget (the newest is always there).
     pub entries: Vec<WalEntry>,
     /// How many records there are in all since the last checkpoint.
     pub total: u64,
@@ -168,14 +169,25 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
     /// Make the log redundant up to now (the WAL), or flush (sled).
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError>;
 
-    /// The log records since the last checkpoint; `None` for backends without a log.
-    fn wal_entries(&self, limit: usize) -> Result<Option<WalListing>, StoreError>;
+    /// The newest log records since the last checkpoint, at most `limit` of them, and no
+    /// more than `max_bytes` of keys and values past the newest one (a listing of big
+    /// values must not hold gigabytes in memory); `None` for backends without a log.
+    fn wal_entries(&self, limit: usize, max_bytes: usize)
+    -> Result<Option<WalListing>, StoreError>;
 
     /// How many log records were replayed when the store was opened.
     fn recovered_entries(&self) -> u64;
 
     /// Backend-specific fields for `/admin/stats`.
     fn stats(&self) -> Stats;
+
+    /// Why the backend refuses writes, when it does: a failure it cannot recover from while
+    /// running (the WAL's failed log write or sync) made it refuse every write until it is
+    /// restarted. `None` while it takes writes, and always for backends that never refuse.
+    /// For health checks: a process that is up but refusing writes is not healthy.
+    fn poisoned(&self) -> Option<String> {
+        None
+    }
 
     /// Get ready to be killed: for [`CrashMode::PowerLoss`], throw away what a power loss
     /// would lose. The caller kills the process right after; the backend must accept no

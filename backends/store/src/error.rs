@@ -21,6 +21,10 @@ pub enum StoreError {
     /// A storage operation failed (disk full, I/O error); the request had no effect in memory.
     #[error("{0}")]
     Storage(String),
+    /// The data directory is in use by another process (or another backend in this one):
+    /// the message names the directory and, when known, the holder's pid. One line.
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl From<walab_wal::Error> for StoreError {
@@ -29,6 +33,7 @@ impl From<walab_wal::Error> for StoreError {
         match err {
             E::Poisoned { .. } => StoreError::Poisoned(err.to_string()),
             E::TooLarge { .. } => StoreError::TooLarge(err.to_string()),
+            E::Locked { .. } => StoreError::Locked(err.to_string()),
             _ => StoreError::Storage(err.to_string()),
         }
     }

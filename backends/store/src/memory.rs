@@ -84,7 +84,11 @@ impl KvBackend for MemoryBackend {
         ))
     }
 
-    fn wal_entries(&self, _limit: usize) -> Result<Option<WalListing>, StoreError> {
+    fn wal_entries(
+        &self,
+        _limit: usize,
+        _max_bytes: usize,
+    ) -> Result<Option<WalListing>, StoreError> {
         Ok(None)
     }
 

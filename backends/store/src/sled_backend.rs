@@ -136,7 +136,11 @@ impl KvBackend for SledBackend {
         })
     }
 
-    fn wal_entries(&self, _limit: usize) -> Result<Option<WalListing>, StoreError> {
+    fn wal_entries(
+        &self,
+        _limit: usize,
+        _max_bytes: usize,
+    ) -> Result<Option<WalListing>, StoreError> {
         Ok(None)
     }
 

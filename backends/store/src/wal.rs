@@ -23,6 +23,11 @@ impl WalBackend {
         })
     }
 
+    /// A backend over an engine opened by the caller (on a simulated file system, say).
+    pub fn from_engine(engine: Engine) -> Self {
+        Self { engine }
+    }
+
     /// The engine, for callers that want more than the trait offers.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -36,7 +41,7 @@ fn ack(commit: walab_wal::Commit) -> WriteAck {
     }
 }
 
-fn micros(d: std::time::Duration) -> f64 {
+fn millis(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
@@ -97,7 +102,7 @@ impl KvBackend for WalBackend {
         details.insert("keys".into(), json!(r.keys));
         details.insert("snapshot_bytes".into(), json!(r.snapshot_bytes));
         details.insert("segments_removed".into(), json!(r.segments_removed));
-        details.insert("duration_ms".into(), json!(micros(r.duration)));
+        details.insert("duration_ms".into(), json!(millis(r.duration)));
         Ok(CheckpointOutcome {
             entries_truncated: r.records_truncated,
             sequence: Some(r.sequence),
@@ -105,8 +110,12 @@ impl KvBackend for WalBackend {
         })
     }
 
-    fn wal_entries(&self, limit: usize) -> Result<Option<WalListing>, StoreError> {
-        let (entries, total) = self.engine.log_entries(limit)?;
+    fn wal_entries(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Option<WalListing>, StoreError> {
+        let (entries, total) = self.engine.log_entries(limit, max_bytes)?;
         let entries = entries
             .into_iter()
             .map(|e| WalEntry {
@@ -141,7 +150,7 @@ impl KvBackend for WalBackend {
         m.insert("appends".into(), json!(s.appends));
         m.insert("bytes_written".into(), json!(s.bytes_written));
         m.insert("fsync_count".into(), json!(s.fsyncs));
-        m.insert("fsync_total_ms".into(), json!(micros(s.fsync_time)));
+        m.insert("fsync_total_ms".into(), json!(millis(s.fsync_time)));
         let b = &s.batch_sizes;
         m.insert(
             "group_commit_batches".into(),
@@ -154,6 +163,27 @@ impl KvBackend for WalBackend {
         );
         m.insert("checkpoints".into(), json!(s.checkpoints));
         m.insert("checkpoint_running".into(), json!(s.checkpoint_running));
+        m.insert("checkpoint_failures".into(), json!(s.checkpoint_failures));
+        m.insert(
+            "last_checkpoint_error".into(),
+            s.last_checkpoint_failure
+                .as_ref()
+                .map_or(serde_json::Value::Null, |f| {
+                    json!({
+                        "error": f.error,
+                        "at_micros": f.at_micros,
+                        "automatic": f.automatic,
+                    })
+                }),
+        );
+        m.insert(
+            "checkpoint_retry_in_ms".into(),
+            json!(s.checkpoint_retry_in.map(millis)),
+        );
+        m.insert(
+            "segment_roll_over_failures".into(),
+            json!(s.roll_over_failures),
+        );
         m.insert(
             "last_checkpoint".into(),
             s.last_checkpoint
@@ -165,7 +195,7 @@ impl KvBackend for WalBackend {
                         "snapshot_bytes": c.snapshot_bytes,
                         "entries_truncated": c.records_truncated,
                         "segments_removed": c.segments_removed,
-                        "duration_ms": micros(c.duration),
+                        "duration_ms": millis(c.duration),
                         "finished_at_micros": c.finished_at_micros,
                     })
                 }),
@@ -174,7 +204,7 @@ impl KvBackend for WalBackend {
             "last_recovery".into(),
             json!({
                 "mode": r.mode.to_string(),
-                "duration_ms": micros(r.duration),
+                "duration_ms": millis(r.duration),
                 "snapshot": r.snapshot.as_ref().map(|s| json!({"sequence": s.sequence, "bytes": s.bytes, "keys": s.keys})),
                 "segments_read": r.segments_read,
                 "entries_replayed": r.records_replayed,
@@ -186,6 +216,10 @@ impl KvBackend for WalBackend {
         );
         m.insert("poisoned".into(), json!(s.poisoned));
         m
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.engine.poisoned()
     }
 
     fn prepare_crash(&self, mode: CrashMode) -> Result<Stats, StoreError> {
@@ -200,5 +234,92 @@ impl KvBackend for WalBackend {
             m.insert("torn_fragment_bytes".into(), json!(r.torn_fragment_bytes));
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use walab_wal::fs::{Fault, FaultOp, SimFs};
+
+    use super::*;
+
+    fn sim_backend(fs: &SimFs) -> WalBackend {
+        let config = walab_wal::Config::new("/data").checkpoint_threshold(0);
+        WalBackend::from_engine(Engine::open_with_fs(config, Arc::new(fs.clone())).unwrap())
+    }
+
+    #[test]
+    fn a_second_backend_on_the_directory_says_who_holds_it_in_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = walab_wal::Config::new(dir.path());
+        let _first = WalBackend::open(config.clone()).unwrap();
+        let err = WalBackend::open(config).unwrap_err();
+        assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.contains(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn poisoned_says_why_writes_are_refused() {
+        let fs = SimFs::new(1);
+        let b = sim_backend(&fs);
+        b.put("a", b"1").unwrap();
+        assert_eq!(b.poisoned(), None);
+        b.prepare_crash(CrashMode::PowerLoss).unwrap();
+        let why = b.poisoned().expect("refusing writes");
+        assert!(why.contains("power loss"), "{why}");
+        assert!(matches!(b.put("b", b"2"), Err(StoreError::Poisoned(_))));
+    }
+
+    #[test]
+    fn stats_show_failed_checkpoints() {
+        let fs = SimFs::new(2);
+        let b = sim_backend(&fs);
+        b.put("a", b"1").unwrap();
+        let fresh = b.stats();
+        assert_eq!(fresh["checkpoint_failures"], json!(0));
+        assert_eq!(fresh["last_checkpoint_error"], serde_json::Value::Null);
+        assert_eq!(fresh["checkpoint_retry_in_ms"], serde_json::Value::Null);
+        assert_eq!(fresh["segment_roll_over_failures"], json!(0));
+        fs.inject(Fault {
+            op: FaultOp::Create,
+            nth: 0,
+            kind: std::io::ErrorKind::StorageFull,
+        });
+        assert!(matches!(b.checkpoint(), Err(StoreError::Storage(_))));
+        let s = b.stats();
+        assert_eq!(s["checkpoint_failures"], json!(1));
+        let last = &s["last_checkpoint_error"];
+        assert!(
+            last["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("injected create failure")),
+            "{last}"
+        );
+        assert_eq!(last["automatic"], json!(false));
+        assert_eq!(s["poisoned"], serde_json::Value::Null);
+        b.put("b", b"2").expect("writes go on");
+    }
+
+    #[test]
+    fn wal_entries_keep_to_the_byte_budget() {
+        let fs = SimFs::new(3);
+        let b = sim_backend(&fs);
+        for i in 0..10 {
+            b.put(&format!("k{i}"), &[b'v'; 100]).unwrap();
+        }
+        let all = b.wal_entries(100, usize::MAX).unwrap().unwrap();
+        assert_eq!((all.entries.len(), all.total), (10, 10));
+        let some = b.wal_entries(100, 2 * 102).unwrap().unwrap();
+        assert_eq!(some.total, 10);
+        let keys: Vec<&str> = some.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["k8", "k9"]);
     }
 }

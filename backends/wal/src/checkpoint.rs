@@ -10,20 +10,84 @@
 //!
 //! A crash at any point leaves either the old snapshot with every segment it needs, or the
 //! new snapshot (with perhaps some redundant segments, which recovery deletes).
+//!
+//! A failure leaves the log whole, so it poisons only when it is a failed sync of the log:
+//! the roll-over syncs the active segment first, and that sync is the write path's own
+//! (never retried). A new segment that cannot be created (EMFILE, ENOSPC), a snapshot that
+//! cannot be written, old files that cannot be deleted: the checkpoint fails, writers go
+//! on, and the failure is counted and told to the observer. Automatic checkpoints then wait
+//! (see `crate::backoff`) before trying again; a requested one is always tried.
+//!
+//! Until the snapshot is durable, its records are not counted as checkpointed: a failed
+//! roll-over or snapshot leaves `checkpointed` where it was. Once it is durable they are,
+//! even if deleting the files it made redundant fails (recovery would start from it too).
 
+use std::io::ErrorKind;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::engine::{Shared, lock};
 use crate::error::{Error, Result};
-use crate::report::CheckpointReport;
+use crate::report::{CheckpointFailure, CheckpointReport};
 use crate::snapshot;
 
-/// Take a checkpoint (one at a time).
-pub(crate) fn run(s: &Shared) -> Result<CheckpointReport> {
-    let _one_at_a_time = lock(&s.checkpoint_gate);
+/// How one attempt ended.
+enum Outcome {
+    /// A snapshot was taken and the log truncated.
+    Taken(CheckpointReport),
+    /// Nothing was written since the last checkpoint.
+    NothingNew(CheckpointReport),
+    /// The engine is poisoned: nothing was tried (the failure is reported already).
+    Refused(Error),
+    /// The checkpoint failed while it ran.
+    Failed(Error),
+}
+
+/// Take a checkpoint (one at a time), record how it went, and tell the observer with no
+/// engine lock held. `automatic` says whether the engine started it.
+pub(crate) fn run(s: &Shared, automatic: bool) -> Result<CheckpointReport> {
+    let outcome = {
+        let _one_at_a_time = lock(&s.checkpoint_gate);
+        attempt(s)
+    };
+    match outcome {
+        Outcome::Taken(r) => {
+            {
+                let mut status = lock(&s.checkpoint_status);
+                status.count += 1;
+                status.last = Some(r.clone());
+                status.backoff.succeeded();
+            }
+            if let Some(obs) = &s.config.observer {
+                obs.checkpoint_finished(&r);
+            }
+            Ok(r)
+        }
+        Outcome::NothingNew(r) => Ok(r),
+        Outcome::Refused(e) => Err(e),
+        Outcome::Failed(e) => {
+            {
+                let mut status = lock(&s.checkpoint_status);
+                status.failures += 1;
+                status.last_failure = Some(CheckpointFailure {
+                    error: e.to_string(),
+                    at_micros: unix_micros(),
+                    automatic,
+                });
+                status.backoff.failed(Instant::now());
+            }
+            if let Some(obs) = &s.config.observer {
+                obs.checkpoint_failed(&e, automatic);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn attempt(s: &Shared) -> Outcome {
     if let Some(cause) = lock(&s.queue).poisoned.clone() {
-        return Err(Error::Poisoned { cause });
+        return Outcome::Refused(Error::Poisoned { cause });
     }
     let started = Instant::now();
     let previous = s.checkpointed.load(Ordering::Acquire);
@@ -33,50 +97,35 @@ pub(crate) fn run(s: &Shared) -> Result<CheckpointReport> {
         // Checked again under the log lock: the log may have failed (or been cut by a
         // simulated power loss) while this checkpoint waited for it.
         if let Some(cause) = log.failed.clone() {
-            return Err(Error::Poisoned { cause });
+            return Outcome::Refused(Error::Poisoned { cause });
         }
         let sequence = s.applied.load(Ordering::Acquire);
         if sequence == previous {
             drop(log);
             let keys = s.read_state().len() as u64;
-            return Ok(report(sequence, keys, 0, 0, 0, started));
+            return Outcome::NothingNew(report(sequence, keys, 0, 0, 0, started));
         }
         let state = s.read_state().clone();
         // The active segment may already start after S (a size roll-over right at S);
         // then it holds nothing the snapshot covers and stays.
-        if log.active.first_sequence <= sequence {
-            if let Err(e) = log.rotate(sequence + 1) {
+        if log.active.first_sequence <= sequence
+            && let Err(e) = log.rotate(sequence + 1)
+        {
+            // The rotation tells a failed sync of the log (poisoned, as on the write path)
+            // from a new segment it could not create (the log is as it was).
+            if let Some(cause) = log.failed.clone() {
                 drop(log);
-                // The log may now have no usable active segment.
-                s.poison(&e.to_string());
-                return Err(e);
+                s.poison(&cause);
             }
+            return Outcome::Failed(e);
         }
         s.checkpointed.store(sequence, Ordering::Release);
         (sequence, state)
     };
     lock(&s.checkpoint_status).running = true;
-    let result = write_and_truncate(s, sequence, &state);
-    let mut status = lock(&s.checkpoint_status);
-    status.running = false;
-    match result {
-        Ok((snapshot_bytes, segments_removed)) => {
-            let r = report(
-                sequence,
-                state.len() as u64,
-                snapshot_bytes,
-                sequence - previous,
-                segments_removed,
-                started,
-            );
-            status.count += 1;
-            status.last = Some(r.clone());
-            drop(status);
-            if let Some(obs) = &s.config.observer {
-                obs.checkpoint_finished(&r);
-            }
-            Ok(r)
-        }
+    let dir = s.config.dir.as_path();
+    let result = match snapshot::write(s.fs.as_ref(), dir, sequence, &state) {
+        Ok((path, bytes)) => remove_redundant(s, sequence, &path).map(|removed| (bytes, removed)),
         Err(e) => {
             // The snapshot did not become durable: the log still holds everything, so
             // only the bookkeeping goes back.
@@ -88,21 +137,41 @@ pub(crate) fn run(s: &Shared) -> Result<CheckpointReport> {
             );
             Err(e)
         }
+    };
+    lock(&s.checkpoint_status).running = false;
+    match result {
+        Ok((snapshot_bytes, segments_removed)) => Outcome::Taken(report(
+            sequence,
+            state.len() as u64,
+            snapshot_bytes,
+            sequence - previous,
+            segments_removed,
+            started,
+        )),
+        Err(e) => Outcome::Failed(e),
     }
 }
 
-fn write_and_truncate(
-    s: &Shared,
-    sequence: u64,
-    state: &crate::engine::State,
-) -> Result<(u64, usize)> {
+/// Delete the segments and snapshots the durable snapshot at `snap_path` (covering
+/// `sequence`) made redundant; returns how many segments went. Segments that could not be
+/// deleted go back on the log's list, so the next checkpoint tries them again.
+fn remove_redundant(s: &Shared, sequence: u64, snap_path: &Path) -> Result<usize> {
     let dir = s.config.dir.as_path();
     let fs = s.fs.as_ref();
-    let (snap_path, bytes) = snapshot::write(fs, dir, sequence, state)?;
-    let redundant = lock(&s.log).take_sealed_before(sequence + 1);
-    for seg in &redundant {
-        fs.remove(&seg.path)
-            .map_err(Error::io("remove", &seg.path))?;
+    let mut redundant = lock(&s.log).take_sealed_before(sequence + 1).into_iter();
+    let mut removed = 0;
+    for seg in redundant.by_ref() {
+        match fs.remove(&seg.path) {
+            // Gone already is as good as deleted.
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == ErrorKind::NotFound => removed += 1,
+            Err(e) => {
+                let mut left = vec![seg.clone()];
+                left.extend(redundant);
+                lock(&s.log).restore_sealed(left);
+                return Err(Error::io("remove", &seg.path)(e));
+            }
+        }
     }
     let names = fs.list(dir).map_err(Error::io("list", dir))?;
     for (_, old) in snapshot::find(dir, &names) {
@@ -114,7 +183,13 @@ fn write_and_truncate(
     // keeps a power loss from bringing back files that were already gone.
     fs.sync_dir(dir)
         .map_err(Error::io("fsync directory", dir))?;
-    Ok((bytes, redundant.len()))
+    Ok(removed)
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn report(
@@ -132,8 +207,6 @@ fn report(
         records_truncated,
         segments_removed,
         duration: started.elapsed(),
-        finished_at_micros: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64),
+        finished_at_micros: unix_micros(),
     }
 }

@@ -9,7 +9,9 @@
 //! by that next leader, so under load one fdatasync serves many writes.
 //!
 //! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
-//! engine: everything queued after it fails too, and nothing is written until reopen.
+//! engine: everything queued after it fails too, and nothing is written until reopen. A
+//! size roll-over whose new segment cannot be created fails nothing: the batch goes into
+//! the active segment, and the roll-over is tried again after a back-off.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -209,9 +211,10 @@ fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
     let mut log = lock(&s.log);
     let mut written_at = Instant::now();
     let written = (|| -> Result<Option<std::time::Duration>> {
-        if log.is_full() {
-            log.rotate(batch[0].sequence)?;
-        }
+        // Only a failure that poisons the log comes back from here (a failed sync of the
+        // active segment); a new segment that cannot be created leaves this batch in the
+        // active one.
+        log.roll_over_if_due(batch[0].sequence)?;
         log.append(buf, batch.len())?;
         written_at = Instant::now();
         match s.config.sync {
@@ -222,8 +225,9 @@ fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
     let sync = match written {
         Ok(sync) => sync,
         Err(e) => {
+            // The log's own account when it has one: it says what else went wrong.
+            let cause = log.failed.clone().unwrap_or_else(|| e.to_string());
             drop(log);
-            let cause = e.to_string();
             s.poison(&cause);
             return batch
                 .iter()

@@ -1,21 +1,28 @@
 //! The facade: [`Engine`] opens a directory, takes writes through group commit, serves
 //! reads from the in-memory state, and runs checkpoints in the background.
+//!
+//! The engine holds its directory's lock from before recovery until it is dropped: a second
+//! engine on the same files would append to the same log and delete the other's segments.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::backoff::Backoff;
 use crate::commit::{Queue, WriteOp};
 use crate::config::{Config, SyncPolicy};
 use crate::error::{Error, Result};
-use crate::fs::{Fs, RealFs};
+use crate::fs::{DirLock, Fs, LOCK_FILE, LockError, RealFs};
 use crate::log::Log;
 use crate::record::{self, Op};
-use crate::report::{CheckpointReport, Commit, LogEntry, PowerLossReport, RecoveryReport, Stats};
-use crate::{checkpoint, reader, recovery, segment};
+use crate::report::{
+    CheckpointFailure, CheckpointReport, Commit, LogEntry, PowerLossReport, RecoveryReport, Stats,
+};
+use crate::segment::SegmentFile;
+use crate::{checkpoint, reader, recovery};
 
 /// Shared bytes: keys and values in the state.
 pub type Bytes = Arc<[u8]>;
@@ -50,6 +57,10 @@ pub(crate) struct CheckpointStatus {
     pub running: bool,
     pub count: u64,
     pub last: Option<CheckpointReport>,
+    pub failures: u64,
+    pub last_failure: Option<CheckpointFailure>,
+    /// When automatic checkpoints may be tried again after a failure.
+    pub backoff: Backoff,
 }
 
 /// What the engine's threads share.
@@ -83,6 +94,15 @@ impl Shared {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether enough records have been written since the last checkpoint for an automatic
+    /// one.
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        let threshold = self.config.checkpoint_threshold;
+        let since =
+            self.applied.load(Ordering::Acquire) - self.checkpointed.load(Ordering::Acquire);
+        threshold > 0 && since >= threshold
+    }
+
     /// Refuse all further writes, remembering why.
     pub(crate) fn poison(&self, cause: &str) {
         let mut q = lock(&self.queue);
@@ -98,6 +118,9 @@ pub struct Engine {
     /// Requests to the checkpoint thread: automatic ones carry no reply channel.
     checkpoint_tx: Option<SyncSender<CheckpointRequest>>,
     threads: Vec<JoinHandle<()>>,
+    /// Declared last, so it is released after `Drop::drop` has stopped the threads and
+    /// synced the log, and after the files are closed.
+    _dir_lock: Box<dyn DirLock>,
 }
 
 impl fmt::Debug for Engine {
@@ -130,7 +153,8 @@ fn now_micros() -> u64 {
 
 impl Engine {
     /// Open (or create) the data directory `config.dir` on the real file system, running
-    /// recovery.
+    /// recovery. Fails with [`Error::Locked`] while another engine (in this process or
+    /// another) has the directory open.
     pub fn open(config: Config) -> Result<Engine> {
         Self::open_with_fs(config, Arc::new(RealFs))
     }
@@ -142,6 +166,17 @@ impl Engine {
                 "segment size must be at least 4096 bytes".into(),
             ));
         }
+        let dir = config.dir.as_path();
+        fs.create_dir_all(dir)
+            .map_err(Error::io("create directory", dir))?;
+        // Before recovery: recovery deletes and truncates files a running engine relies on.
+        let dir_lock = fs.lock_dir(dir).map_err(|e| match e {
+            LockError::Held { pid } => Error::Locked {
+                dir: dir.to_path_buf(),
+                pid,
+            },
+            LockError::Io(e) => Error::io("lock", dir.join(LOCK_FILE))(e),
+        })?;
         let rec = recovery::recover(fs.clone(), &config)?;
         if let Some(obs) = &config.observer {
             obs.recovered(&rec.report);
@@ -165,14 +200,7 @@ impl Engine {
         let s = shared.clone();
         threads.push(spawn("walab-checkpoint", move || {
             lower_priority();
-            while let Ok(reply) = rx.recv() {
-                // A failed automatic checkpoint leaves the log as it was (its segments
-                // are only deleted after the snapshot is durable); the next one retries.
-                let result = checkpoint::run(&s);
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
-            }
+            checkpoint_thread(&s, &rx);
         })?);
         if let SyncPolicy::Interval(every) = shared.config.sync {
             let s = shared.clone();
@@ -184,6 +212,7 @@ impl Engine {
             shared,
             checkpoint_tx: Some(tx),
             threads,
+            _dir_lock: dir_lock,
         })
     }
 
@@ -213,16 +242,12 @@ impl Engine {
 
     /// Ask the checkpoint thread for a checkpoint if the threshold has been reached.
     fn maybe_checkpoint(&self) {
-        let threshold = self.shared.config.checkpoint_threshold;
-        let since = self.shared.applied.load(Ordering::Acquire)
-            - self.shared.checkpointed.load(Ordering::Acquire);
-        if threshold > 0 && since >= threshold {
-            if let Some(tx) = &self.checkpoint_tx {
-                // Full means one is already asked for: nothing to add.
-                if let Err(TrySendError::Disconnected(_)) = tx.try_send(None) {
-                    self.shared.poison("the checkpoint thread is gone");
-                }
-            }
+        if self.shared.checkpoint_due()
+            && let Some(tx) = &self.checkpoint_tx
+            // Full means one is already asked for: nothing to add.
+            && let Err(TrySendError::Disconnected(_)) = tx.try_send(None)
+        {
+            self.shared.poison("the checkpoint thread is gone");
         }
     }
 
@@ -267,7 +292,9 @@ impl Engine {
     }
 
     /// Take a checkpoint now, on the checkpoint thread; waits for one already running to
-    /// finish first.
+    /// finish first. Tried even while automatic checkpoints wait after a failure. A failure
+    /// is returned (and counted in [`Stats`]); it poisons the engine only if it was a
+    /// failed sync of the log.
     pub fn checkpoint(&self) -> Result<CheckpointReport> {
         let gone = || Error::Poisoned {
             cause: "the checkpoint thread is gone".into(),
@@ -281,53 +308,78 @@ impl Engine {
         reply_rx.recv().map_err(|_| gone())?
     }
 
-    /// The records since the last checkpoint, read back from the files on disk: at most
-    /// the newest `limit`, oldest first, and how many there are in all.
-    pub fn log_entries(&self, limit: usize) -> Result<(Vec<LogEntry>, u64)> {
-        let files = lock(&self.shared.log).files();
-        let after = self.shared.checkpointed.load(Ordering::Acquire);
-        let mut entries = std::collections::VecDeque::new();
-        let mut total = 0u64;
-        for (path, len) in files {
-            let bytes = match self.shared.fs.read(&path) {
-                Ok(b) => b,
-                // A checkpoint deleted it since the list was taken: its records are all
-                // covered by the checkpoint, so there is nothing to show from it.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("read", &path)(e)),
-            };
-            let bytes = &bytes[..(len as usize).min(bytes.len())];
-            let Some(first) = segment::parse_name(
-                &path
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default(),
-            ) else {
-                continue;
-            };
-            if let Err(reason) = segment::check_header(bytes, first) {
-                return Err(Error::corrupt(&path, 0, reason));
+    /// The records since the last checkpoint, read back from the files on disk: the newest
+    /// of them, oldest first, at most `limit`, and no more than `max_bytes` of keys and
+    /// values (though always the newest record, however big); and how many there are in
+    /// all.
+    ///
+    /// Only the segments the answer needs are read, newest first: a log of gigabytes
+    /// behind a listing of the last few records costs one segment read.
+    pub fn log_entries(&self, limit: usize, max_bytes: usize) -> Result<(Vec<LogEntry>, u64)> {
+        // Taken together under the log lock, which a batch holds until it is applied, so
+        // the files hold exactly the records up to `applied`.
+        let (files, after, applied) = {
+            let log = lock(&self.shared.log);
+            (
+                log.files(),
+                self.shared.checkpointed.load(Ordering::Acquire),
+                self.shared.applied.load(Ordering::Acquire),
+            )
+        };
+        // Counted from sequence numbers, not by reading: every number after the checkpoint
+        // up to `applied` is exactly one record in these files. Numbers are handed out one
+        // by one; a batch that fails poisons the engine, so nothing after it is applied;
+        // recovery goes on numbering after the last record it kept. The one exception is
+        // a directory that lost files (the oldest segment is named past the checkpoint):
+        // numbers below that name are in no file, so counting starts at it.
+        let oldest = files
+            .first()
+            .map_or(after, |f| f.first_sequence.saturating_sub(1));
+        let total = applied.saturating_sub(after.max(oldest));
+        let mut newest_first = Vec::new();
+        let mut bytes = 0usize;
+        'segments: for f in files.iter().rev() {
+            if newest_first.len() >= limit {
+                break;
             }
-            for (_, r) in reader::read(bytes).records {
-                if r.sequence <= after {
-                    continue;
+            let seg = SegmentFile {
+                first_sequence: f.first_sequence,
+                path: f.path.clone(),
+            };
+            let file = match reader::read_file(self.shared.fs.as_ref(), &seg, Some(f.len)) {
+                Ok(file) => file,
+                // A checkpoint deleted it since the list was taken, and every older one
+                // with it: their records are all covered by that checkpoint.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e) => return Err(Error::io("read", &f.path)(e)),
+            };
+            if let Err(reason) = file.header {
+                return Err(Error::corrupt(&f.path, 0, reason));
+            }
+            for (_, r) in file.records().records.iter().rev() {
+                // Sequences increase through the log: everything older is covered too.
+                if r.sequence <= after || newest_first.len() == limit {
+                    break 'segments;
                 }
-                total += 1;
-                if entries.len() == limit {
-                    entries.pop_front();
+                let size = r.key.len() + r.value.len();
+                if !newest_first.is_empty() && bytes.saturating_add(size) > max_bytes {
+                    break 'segments;
                 }
-                if limit > 0 {
-                    entries.push_back(LogEntry {
-                        sequence: r.sequence,
-                        timestamp_micros: r.timestamp_micros,
-                        op: r.op,
-                        key: r.key.to_vec(),
-                        value: r.value.to_vec(),
-                    });
-                }
+                bytes += size;
+                newest_first.push(LogEntry {
+                    sequence: r.sequence,
+                    timestamp_micros: r.timestamp_micros,
+                    op: r.op,
+                    key: r.key.to_vec(),
+                    value: r.value.to_vec(),
+                });
+            }
+            if f.first_sequence <= after.saturating_add(1) {
+                break;
             }
         }
-        Ok((entries.into(), total))
+        newest_first.reverse();
+        Ok((newest_first, total))
     }
 
     /// The engine's counters.
@@ -339,6 +391,7 @@ impl Engine {
         };
         let applied = s.applied.load(Ordering::Acquire);
         let ck = lock(&s.checkpoint_status);
+        let checkpoint_retry_in = ck.backoff.remaining(Instant::now());
         Stats {
             sequence: applied,
             keys: self.len() as u64,
@@ -356,8 +409,19 @@ impl Engine {
             checkpoints: ck.count,
             checkpoint_running: ck.running,
             last_checkpoint: ck.last.clone(),
-            poisoned: lock(&s.queue).poisoned.clone(),
+            checkpoint_failures: ck.failures,
+            last_checkpoint_failure: ck.last_failure.clone(),
+            checkpoint_retry_in,
+            roll_over_failures: counters.roll_over_failures,
+            poisoned: self.poisoned(),
         }
+    }
+
+    /// Why the engine refuses writes, once it does: a failed write or sync of the log (or
+    /// a simulated power loss) made what is on disk unknown until it is reopened. `None`
+    /// while it takes writes.
+    pub fn poisoned(&self) -> Option<String> {
+        lock(&self.shared.queue).poisoned.clone()
     }
 
     /// What recovery found when the engine was opened.
@@ -402,6 +466,39 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.into())
         .spawn(f)
         .map_err(|e| Error::Config(format!("cannot start thread {name}: {e}")))
+}
+
+/// The checkpoint thread: runs the checkpoints asked for, one at a time. While a failure
+/// holds automatic checkpoints back, automatic requests are dropped; when the wait is over
+/// the thread checks the threshold itself, so a store that has stopped taking writes is
+/// still checkpointed. A requested checkpoint is run at once, whatever the wait.
+fn checkpoint_thread(s: &Shared, rx: &Receiver<CheckpointRequest>) {
+    loop {
+        let wait = lock(&s.checkpoint_status).backoff.remaining(Instant::now());
+        let request = match wait {
+            None => match rx.recv() {
+                Ok(request) => request,
+                Err(_) => return,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) if s.checkpoint_due() => None,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        match request {
+            Some(reply) => {
+                let _ = reply.send(checkpoint::run(s, false));
+            }
+            None => {
+                if lock(&s.checkpoint_status).backoff.ready(Instant::now()) {
+                    // Counted and reported inside; the wait before the next try grows.
+                    let _ = checkpoint::run(s, true);
+                }
+            }
+        }
+    }
 }
 
 /// The background sync of `SyncPolicy::Interval`.

@@ -57,6 +57,19 @@ pub enum Error {
     /// The configuration cannot work (for example a directory that is a file).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Another engine (in this process or another) has the data directory open. One line,
+    /// since a server prints it as the reason it cannot start.
+    #[error(
+        "the data directory {} is in use by another walab server{}; stop it first or choose another DATA_DIR",
+        dir.display(),
+        pid.map_or(String::new(), |p| format!(" (pid {p})"))
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// The holder's process id, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
 }
 
 impl Error {

@@ -4,12 +4,18 @@
 //! written apart from what was synced, and for the directory, which names were synced, so
 //! a test can cut the power at any moment and reopen what a real disk might hold: each
 //! unsynced write landed, lost, or landed as garbage; each unsynced create, rename or
-//! delete done or not. It can also fail a chosen write or sync with ENOSPC or EIO.
+//! delete done or not. It can also fail a chosen write, sync, create or remove with ENOSPC,
+//! EIO or EMFILE.
+//!
+//! The seam also owns the data directory's lock ([`Fs::lock_dir`]): two engines appending to
+//! one log would interleave records and each delete the other's segments at checkpoints, so
+//! a second opener must be refused, and on the simulated file system too, or the crash
+//! tests could not open a directory twice in one process the way a real restart does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +33,33 @@ pub trait FsFile: Send + fmt::Debug {
     /// Keeps the amount of dirty data in a big file small as it is written.
     fn write_back(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The name of the lock file in a data directory. It holds the pid of the process that
+/// holds the lock (for the error a second opener gets); its content means nothing else, and
+/// recovery and inspection pass it by like any file that is not a segment or a snapshot.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// A held data-directory lock; dropping it releases the lock.
+pub trait DirLock: Send + Sync + fmt::Debug {}
+
+/// Why [`Fs::lock_dir`] could not lock a directory.
+#[derive(Debug)]
+pub enum LockError {
+    /// Someone else holds the lock: `pid` is what the holder wrote into the lock file, when
+    /// it could be read (a holder between locking and writing has written nothing yet).
+    Held {
+        /// The holder's process id.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be opened, locked or written.
+    Io(io::Error),
+}
+
+impl From<io::Error> for LockError {
+    fn from(e: io::Error) -> Self {
+        LockError::Io(e)
     }
 }
 
@@ -48,11 +81,31 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Make the directory's entries (creates, renames, deletes) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Take the exclusive lock on the existing directory `dir` without waiting, and write
+    /// this process's pid into its lock file ([`LOCK_FILE`]). The lock lasts as long as
+    /// the returned value, and no longer than the process: a process killed by SIGKILL
+    /// leaves the directory unlocked.
+    fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>, LockError>;
+}
+
+/// Read the pid a lock holder wrote; `None` when there is none yet or it is not a number.
+fn parse_pid(bytes: &[u8]) -> Option<u32> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
 }
 
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
+
+/// An flock(2) on the open lock file: the kernel drops it when the file is closed, so it
+/// goes with the process however the process ends. (Rust opens files close-on-exec, so a
+/// child the server spawns does not inherit it.)
+#[derive(Debug)]
+struct RealDirLock {
+    _file: File,
+}
+
+impl DirLock for RealDirLock {}
 
 /// A file written with positioned writes (`pwrite`) at an offset the engine tracks: the
 /// engine always knows where its bytes went, and fault injection (libfiu's
@@ -118,13 +171,15 @@ impl Fs for RealFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        // One open, so a failure (EMFILE above all) leaves no file behind, and a file that
+        // exists was opened: the caller's clean-up after a failed segment create has only
+        // a whole file or nothing to deal with.
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(path)?;
-        drop(file);
-        self.open_append(path)
+        Ok(Box::new(RealFile { file, end: 0 }))
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -144,6 +199,33 @@ impl Fs for RealFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+
+    fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>, LockError> {
+        // Not truncated on open: until the lock is ours, the pid in it is the holder's.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = Vec::new();
+                let pid = file
+                    .read_to_end(&mut text)
+                    .ok()
+                    .and_then(|_| parse_pid(&text));
+                return Err(LockError::Held { pid });
+            }
+            Err(TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+        // Not synced: the pid only names a live holder; after a crash it is stale anyway,
+        // and the next holder overwrites it.
+        file.set_len(0)?;
+        file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
+        Ok(Box::new(RealDirLock { _file: file }))
+    }
 }
 
 /// Which call a [`Fault`] fails.
@@ -153,6 +235,11 @@ pub enum FaultOp {
     Write,
     /// A file data sync or a directory sync.
     Sync,
+    /// Creating a file ([`Fs::create`]); nothing is created. `kind` is what the OS would
+    /// say: EMFILE, for instance, is `Other` here, since std has no kind for it.
+    Create,
+    /// Deleting a file ([`Fs::remove`]); the file stays.
+    Remove,
 }
 
 /// A failure to inject: the `nth` matching call from now (0 = the next) fails with `kind`.
@@ -199,6 +286,9 @@ struct SimState {
     rng: u64,
     /// How long a file sync takes, to make group commit observable in tests.
     sync_delay: std::time::Duration,
+    /// Directories whose lock is held. Not carried over by a power loss: the process that
+    /// held them is gone.
+    locked: BTreeSet<PathBuf>,
 }
 
 /// A simulated file system that keeps written and durable images apart.
@@ -331,7 +421,8 @@ impl SimFs {
             all.into_iter().map(|(p, (l, d))| (p, l, d)).collect()
         };
         for (path, live, durable) in names {
-            let chosen = if keep_all_unsynced || live == durable || st.next_rand() % 2 == 0 {
+            let chosen = if keep_all_unsynced || live == durable || st.next_rand().is_multiple_of(2)
+            {
                 live
             } else {
                 durable
@@ -502,6 +593,9 @@ impl Fs for SimFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut st = self.lock();
         st.check_alive()?;
+        if let Some(kind) = st.take_fault(FaultOp::Create) {
+            return Err(io::Error::new(kind, "injected create failure"));
+        }
         let inode = st.next_inode;
         st.next_inode += 1;
         st.files.insert(inode, SimFile::default());
@@ -535,6 +629,9 @@ impl Fs for SimFs {
         let mut st = self.lock();
         st.check_alive()?;
         st.inode(path)?;
+        if let Some(kind) = st.take_fault(FaultOp::Remove) {
+            return Err(io::Error::new(kind, "injected remove failure"));
+        }
         st.live_names.remove(path);
         Ok(())
     }
@@ -552,5 +649,54 @@ impl Fs for SimFs {
             .collect();
         st.durable_names.extend(live);
         Ok(())
+    }
+
+    fn lock_dir(&self, dir: &Path) -> Result<Box<dyn DirLock>, LockError> {
+        let mut st = self.lock();
+        st.check_alive()?;
+        let path = dir.join(LOCK_FILE);
+        if st.locked.contains(dir) {
+            let pid = st
+                .live_names
+                .get(&path)
+                .and_then(|inode| st.files.get(inode))
+                .and_then(|f| parse_pid(&f.live));
+            return Err(LockError::Held { pid });
+        }
+        st.locked.insert(dir.to_path_buf());
+        // The file is written like the real one (unsynced), so recovery and the crash
+        // tests meet it in the listing as they would on a disk.
+        let inode = st.next_inode;
+        st.next_inode += 1;
+        let pid = format!("{}\n", std::process::id()).into_bytes();
+        st.files.insert(
+            inode,
+            SimFile {
+                live: pid.clone(),
+                durable: Vec::new(),
+                pending: vec![Pending::Write { at: 0, data: pid }],
+            },
+        );
+        st.live_names.insert(path, inode);
+        Ok(Box::new(SimDirLock {
+            fs: self.clone(),
+            dir: dir.to_path_buf(),
+        }))
+    }
+}
+
+/// A held lock on the simulated file system; released on drop, even after a simulated
+/// power loss (a lock is process state, not disk state).
+#[derive(Debug)]
+struct SimDirLock {
+    fs: SimFs,
+    dir: PathBuf,
+}
+
+impl DirLock for SimDirLock {}
+
+impl Drop for SimDirLock {
+    fn drop(&mut self) {
+        self.fs.lock().locked.remove(&self.dir);
     }
 }

@@ -1,6 +1,8 @@
 //! An offline, read-only look at a data directory (like etcd's `dump-logs`): the snapshot,
 //! every segment, every record, and every checksum verified. It never changes a file, so it
-//! is safe to run beside a live server or on a copy of a damaged directory.
+//! is safe to run beside a live server or on a copy of a damaged directory. For the same
+//! reason it does not take the directory's lock (a running server holds it), and it passes
+//! the lock file by like any file that is not a segment or a snapshot.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -60,9 +62,10 @@ pub fn inspect(dir: &Path, records: bool, out: &mut dyn Write) -> io::Result<Fin
     let segs = segment::find(dir, &names);
     for (i, seg) in segs.iter().enumerate() {
         let is_last = i + 1 == segs.len();
-        let bytes = fs.read(&seg.path)?;
+        let file = reader::read_file(&fs, seg, None)?;
+        let bytes = &file.bytes;
         f.segments += 1;
-        if let Err(reason) = segment::check_header(&bytes, seg.first_sequence) {
+        if let Err(reason) = file.header {
             writeln!(
                 out,
                 "segment {} DAMAGED at byte 0: {reason}",
@@ -72,7 +75,7 @@ pub fn inspect(dir: &Path, records: bool, out: &mut dyn Write) -> io::Result<Fin
                 .push(format!("{} at byte 0: {reason}", seg.path.display()));
             continue;
         }
-        let read = reader::read(&bytes);
+        let read = file.records();
         let (first, last) = (
             read.records.first().map(|(_, r)| r.sequence),
             read.records.last().map(|(_, r)| r.sequence),

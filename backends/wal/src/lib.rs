@@ -11,12 +11,19 @@
 //! - A failed write or sync fails every write of its batch, leaves the state unchanged and
 //!   poisons the engine: it refuses writes until reopened. A failed sync is never retried
 //!   as if the data were safe.
+//! - A failure that leaves the log intact does not poison: a checkpoint that cannot create
+//!   its new segment, write its snapshot or delete old files fails (and is counted, and
+//!   retried with back-off when automatic); a size roll-over that cannot create the next
+//!   segment leaves the batch in the active segment and is retried later.
+//! - One engine per data directory: [`Engine::open`] takes an exclusive lock on it (the
+//!   `LOCK` file) for the engine's life, and a second opener gets [`Error::Locked`].
 //! - Recovery applies the newest snapshot and every valid record after it; it cuts off a
 //!   torn tail and reports it, and refuses to start on damage a crash cannot explain
 //!   (depending on [`RecoveryMode`]).
 //!
 //! # Layout
 //! - [`config`]: [`Config`], [`SyncPolicy`], [`RecoveryMode`].
+//! - `backoff`: the spacing of retries after failures that leave the log intact.
 //! - [`record`]: the record format; encode and decode.
 //! - [`segment`]: segment files: naming, header, listing.
 //! - [`reader`]: reading a segment back and classifying how it ends.
@@ -33,6 +40,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod backoff;
 pub mod checkpoint;
 pub mod commit;
 pub mod config;
@@ -55,6 +63,6 @@ pub use error::{Error, Result};
 pub use observer::Observer;
 pub use record::Op;
 pub use report::{
-    BatchSizes, CheckpointReport, Commit, CommitTiming, LogEntry, PowerLossReport, RecoveryReport,
-    SnapshotInfo, Stats,
+    BatchSizes, CheckpointFailure, CheckpointReport, Commit, CommitTiming, LogEntry,
+    PowerLossReport, RecoveryReport, SnapshotInfo, Stats,
 };

@@ -3,11 +3,18 @@
 //!
 //! Only one thread at a time holds the [`Log`] (behind the engine's log mutex): the
 //! group-commit leader, the interval syncer, or a checkpoint rotating segments.
+//!
+//! What poisons the log and what does not: a failed append or sync leaves the active
+//! segment in a state nobody knows (a short write, pages the kernel may have dropped), so
+//! from then on the log refuses everything. A failed creation of the *next* segment does
+//! not touch the active one, which was synced before the attempt: the roll-over fails, the
+//! half-made file is removed, and appends go on into the active segment.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
 use crate::report::{BatchSizes, PowerLossReport};
@@ -41,6 +48,9 @@ pub(crate) struct LogCounters {
     pub fsyncs: u64,
     pub fsync_time: Duration,
     pub batch_sizes: BatchSizes,
+    /// Size roll-overs that could not create the next segment (the batch went on into the
+    /// active one).
+    pub roll_over_failures: u64,
 }
 
 /// The log files and the append position.
@@ -57,6 +67,30 @@ pub(crate) struct Log {
     /// recovery reads it again, and a failed fsync must never be retried as if it could
     /// make the data safe.
     pub failed: Option<String>,
+    /// When a size roll-over may be tried again after one failed.
+    pub roll_over: Backoff,
+}
+
+/// One live segment as [`Log::files`] lists it.
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentExtent {
+    pub first_sequence: u64,
+    pub path: PathBuf,
+    /// Bytes written so far (header included); anything past it is a batch being written.
+    pub len: u64,
+}
+
+/// Remove what a failed [`create_segment`] may have left at `path`, durably.
+///
+/// Durably, because a file that came back after a power loss would sit after the active
+/// segment, whose records go on past the sequence in its name: recovery would call that
+/// damage. A file that was never created needs nothing.
+fn discard_segment(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<()> {
+    match fs.remove(path) {
+        Ok(()) => fs.sync_dir(dir).map_err(Error::io("fsync directory", dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("remove", path)(e)),
+    }
 }
 
 /// Create a new, empty segment starting at `first_sequence`, durably: the header is synced
@@ -131,6 +165,12 @@ impl Log {
     }
 
     /// Seal the active segment (synced) and start a new one at `first_sequence`.
+    ///
+    /// A failed sync of the active segment poisons the log. A failed creation of the new
+    /// segment does not: the error is returned, the log is unchanged and usable, and
+    /// [`Log::failed`] stays `None`, which is how a caller tells the two apart. Only if
+    /// the half-made file cannot be removed does the log fail, since recovery would meet it
+    /// later as a broken segment after the active one.
     pub fn rotate(&mut self, first_sequence: u64) -> Result<()> {
         self.check()?;
         if self.active.synced_len < self.active.len {
@@ -138,7 +178,15 @@ impl Log {
         }
         let next = match create_segment(self.fs.as_ref(), &self.dir, first_sequence) {
             Ok(next) => next,
-            Err(e) => return Err(self.fail(e)),
+            Err(e) => {
+                let path = self.dir.join(segment::file_name(first_sequence));
+                if let Err(cleanup) = discard_segment(self.fs.as_ref(), &self.dir, &path) {
+                    self.failed = Some(format!(
+                        "{e}; the partly created segment could not be removed ({cleanup})"
+                    ));
+                }
+                return Err(e);
+            }
         };
         let old = std::mem::replace(&mut self.active, next);
         self.sealed.push(Sealed {
@@ -146,7 +194,28 @@ impl Log {
             path: old.path,
             len: old.len,
         });
+        self.roll_over.succeeded();
         Ok(())
+    }
+
+    /// Roll over to a new segment starting at `first_sequence` if the active one is full
+    /// and no failed roll-over asks to wait. A roll-over that fails without poisoning the
+    /// log is counted and put off (see [`crate::backoff`]); the caller appends to the active
+    /// segment, which merely grows past its size. Only a poisoning failure is returned.
+    pub fn roll_over_if_due(&mut self, first_sequence: u64) -> Result<()> {
+        let now = Instant::now();
+        if !self.is_full() || !self.roll_over.ready(now) {
+            return Ok(());
+        }
+        match self.rotate(first_sequence) {
+            Err(e) if self.failed.is_some() => Err(e),
+            Err(_) => {
+                self.counters.roll_over_failures += 1;
+                self.roll_over.failed(now);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Remove from the list the sealed segments that start before `first_sequence` (and so
@@ -160,12 +229,27 @@ impl Log {
     }
 
     /// Every live segment with the length written so far, oldest first.
-    pub fn files(&self) -> Vec<(PathBuf, u64)> {
+    pub fn files(&self) -> Vec<SegmentExtent> {
         self.sealed
             .iter()
-            .map(|s| (s.path.clone(), s.len))
-            .chain(std::iter::once((self.active.path.clone(), self.active.len)))
+            .map(|s| SegmentExtent {
+                first_sequence: s.first_sequence,
+                path: s.path.clone(),
+                len: s.len,
+            })
+            .chain(std::iter::once(SegmentExtent {
+                first_sequence: self.active.first_sequence,
+                path: self.active.path.clone(),
+                len: self.active.len,
+            }))
             .collect()
+    }
+
+    /// Put back, oldest first, sealed segments taken by [`Log::take_sealed_before`] whose
+    /// files could not be deleted, so the next checkpoint tries them again.
+    pub fn restore_sealed(&mut self, mut segments: Vec<Sealed>) {
+        segments.append(&mut self.sealed);
+        self.sealed = segments;
     }
 
     /// Bytes in all live segments.
@@ -229,6 +313,7 @@ mod tests {
             segment_bytes: 1 << 20,
             counters: LogCounters::default(),
             failed: None,
+            roll_over: Backoff::default(),
         }
     }
 

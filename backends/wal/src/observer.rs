@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{CheckpointReport, RecoveryReport};
+use crate::{CheckpointReport, Error, RecoveryReport};
 
 /// Told about the engine's slow, interesting events. Every method has an empty default.
 /// Calls come from the engine's own threads, sometimes with its locks held: keep them quick.
@@ -22,6 +22,13 @@ pub trait Observer: Send + Sync {
     /// A checkpoint finished.
     fn checkpoint_finished(&self, report: &CheckpointReport) {
         let _ = report;
+    }
+
+    /// A checkpoint failed: `automatic` says whether the engine started it (it will try
+    /// again after a back-off) or `Engine::checkpoint` did (its caller has the error too).
+    /// Called with no engine lock held, so it may log at leisure.
+    fn checkpoint_failed(&self, error: &Error, automatic: bool) {
+        let _ = (error, automatic);
     }
 
     /// Recovery finished (called once, from `Engine::open`).

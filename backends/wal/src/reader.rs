@@ -5,8 +5,11 @@
 //! valid record follows, typically zeros or garbage up to the end), or damaged (a bad record
 //! with valid records after it, which no crash explains).
 
+use std::io;
+
+use crate::fs::Fs;
 use crate::record::{self, Decoded, RecordRef};
-use crate::segment;
+use crate::segment::{self, SegmentFile};
 
 /// How a segment's bytes end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,4 +82,34 @@ pub fn read(bytes: &[u8]) -> ReadSegment<'_> {
         };
     };
     ReadSegment { records, end }
+}
+
+/// A segment file read into memory, its header checked.
+#[derive(Debug)]
+pub struct SegmentBytes {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// `Ok` when the header is a good one for this file name; otherwise what is wrong.
+    pub header: Result<(), &'static str>,
+}
+
+impl SegmentBytes {
+    /// The records and how the segment ends. Meaningful only after a good header: callers
+    /// look at [`SegmentBytes::header`] first.
+    pub fn records(&self) -> ReadSegment<'_> {
+        read(&self.bytes)
+    }
+}
+
+/// Read the segment `seg` and check its header: the one way recovery, inspection and the
+/// engine's log listing read a segment file. With `written`, only the first `written`
+/// bytes are kept: what the engine knows it has written, leaving out a batch being
+/// appended while the file is read.
+pub fn read_file(fs: &dyn Fs, seg: &SegmentFile, written: Option<u64>) -> io::Result<SegmentBytes> {
+    let mut bytes = fs.read(&seg.path)?;
+    if let Some(len) = written {
+        bytes.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+    }
+    let header = segment::check_header(&bytes, seg.first_sequence);
+    Ok(SegmentBytes { bytes, header })
 }

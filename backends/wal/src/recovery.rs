@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::config::{Config, RecoveryMode};
 use crate::engine::{Bytes, State, apply};
 use crate::error::{Error, Result};
@@ -93,10 +94,12 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     let mut cut: Option<Cut> = None;
     for (i, seg) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
-        let bytes = fs.read(&seg.path).map_err(Error::io("read", &seg.path))?;
+        let file =
+            reader::read_file(fs.as_ref(), seg, None).map_err(Error::io("read", &seg.path))?;
+        let bytes = &file.bytes;
         report.segments_read += 1;
-        if let Err(reason) = segment::check_header(&bytes, seg.first_sequence) {
-            let explainable = is_last && !reader::valid_record_in(&bytes, 0);
+        if let Err(reason) = file.header {
+            let explainable = is_last && !reader::valid_record_in(bytes, 0);
             decide(config.recovery_mode, explainable, seg, 0, reason)?;
             cut = Some(Cut {
                 segment: i,
@@ -112,7 +115,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
                 "the segment starts at a sequence number the previous segment already used",
             ));
         }
-        let read = reader::read(&bytes);
+        let read = file.records();
         for (offset, rec) in &read.records {
             if rec.sequence <= last_seq && rec.sequence > snap_seq {
                 return Err(Error::corrupt(
@@ -267,6 +270,7 @@ fn open_log(
         segment_bytes: config.segment_bytes,
         counters: LogCounters::default(),
         failed: None,
+        roll_over: Backoff::default(),
     };
     // Segments wholly covered by the snapshot are left over from a checkpoint that was cut
     // short after its snapshot became durable; finish its clean-up. A sealed segment is

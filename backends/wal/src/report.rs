@@ -86,6 +86,17 @@ pub struct CheckpointReport {
     pub finished_at_micros: u64,
 }
 
+/// A checkpoint that failed. The log still holds every record it would have covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFailure {
+    /// The error, with the file and operation it happened in.
+    pub error: String,
+    /// Unix time of the failure, in microseconds.
+    pub at_micros: u64,
+    /// Whether it was an automatic checkpoint (or one asked for with `Engine::checkpoint`).
+    pub automatic: bool,
+}
+
 /// What a simulated power loss threw away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PowerLossReport {
@@ -176,6 +187,18 @@ pub struct Stats {
     pub checkpoint_running: bool,
     /// The last checkpoint since open.
     pub last_checkpoint: Option<CheckpointReport>,
+    /// Checkpoints that failed since open (a failure does not poison the engine unless it
+    /// was a failed sync of the log).
+    pub checkpoint_failures: u64,
+    /// The most recent failed checkpoint since open. Kept after later successes: compare
+    /// its time with [`Stats::last_checkpoint`]'s.
+    pub last_checkpoint_failure: Option<CheckpointFailure>,
+    /// After a failure, how long until automatic checkpoints are tried again (`None` when
+    /// they are not held back). A manual checkpoint is always tried at once.
+    pub checkpoint_retry_in: Option<Duration>,
+    /// Size roll-overs since open that could not create the next segment; the log went on
+    /// in the active segment, which then grows past `segment_bytes` until one succeeds.
+    pub roll_over_failures: u64,
     /// The failure that poisoned the engine, if one did.
     pub poisoned: Option<String>,
 }

@@ -66,10 +66,34 @@ pub fn find(dir: &Path, names: &[String]) -> Vec<(u64, PathBuf)> {
 }
 
 /// Write `state` as the snapshot covering `sequence`, atomically; returns its path and size.
+///
+/// On failure the temporary file is removed (best effort): on a full disk it would hold
+/// the very space the next attempt needs. Recovery removes any that is left.
 pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(PathBuf, u64)> {
     let path = dir.join(file_name(sequence));
     let tmp = dir.join(format!("{}.tmp", file_name(sequence)));
-    let mut file = fs.create(&tmp).map_err(Error::io("create", &tmp))?;
+    let result = write_tmp(fs, &tmp, sequence, state).and_then(|size| {
+        fs.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
+        Ok(size)
+    });
+    let size = match result {
+        Ok(size) => size,
+        Err(e) => {
+            // Not synced and errors ignored: a leftover .tmp is harmless to correctness.
+            let _ = fs.remove(&tmp);
+            return Err(e);
+        }
+    };
+    // The rename is only durable once the directory is synced; until then a power loss
+    // may bring back the old name set, which still holds the previous snapshot.
+    fs.sync_dir(dir)
+        .map_err(Error::io("fsync directory", dir))?;
+    Ok((path, size))
+}
+
+/// Write and sync the snapshot's bytes to `tmp`; returns their size.
+fn write_tmp(fs: &dyn Fs, tmp: &Path, sequence: u64, state: &State) -> Result<u64> {
+    let mut file = fs.create(tmp).map_err(Error::io("create", tmp))?;
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(&VERSION.to_le_bytes());
@@ -83,10 +107,10 @@ pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(P
         *crc = crc32c::crc32c_append(*crc, buf);
         size += buf.len() as u64;
         dirty += buf.len() as u64;
-        file.append(buf).map_err(Error::io("write", &tmp))?;
+        file.append(buf).map_err(Error::io("write", tmp))?;
         if dirty >= WRITE_BACK_EVERY {
             file.write_back()
-                .map_err(Error::io("sync_file_range", &tmp))?;
+                .map_err(Error::io("sync_file_range", tmp))?;
             dirty = 0;
         }
         buf.clear();
@@ -104,15 +128,9 @@ pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(P
     flush(&mut buf, &mut crc)?;
     buf.extend_from_slice(&crc.to_le_bytes());
     size += 4;
-    file.append(&buf).map_err(Error::io("write", &tmp))?;
-    file.sync_data().map_err(Error::io("fdatasync", &tmp))?;
-    drop(file);
-    fs.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
-    // The rename is only durable once the directory is synced; until then a power loss
-    // may bring back the old name set, which still holds the previous snapshot.
-    fs.sync_dir(dir)
-        .map_err(Error::io("fsync directory", dir))?;
-    Ok((path, size))
+    file.append(&buf).map_err(Error::io("write", tmp))?;
+    file.sync_data().map_err(Error::io("fdatasync", tmp))?;
+    Ok(size)
 }
 
 /// A snapshot read back and verified.

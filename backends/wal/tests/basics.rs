@@ -85,12 +85,12 @@ fn checkpoint_empties_the_log_and_recovery_replays_nothing() {
         e.set(format!("k{i}").as_bytes(), b"v").unwrap();
     }
     e.delete(b"k3").unwrap();
-    let (entries, total) = e.log_entries(100).unwrap();
+    let (entries, total) = e.log_entries(100, usize::MAX).unwrap();
     assert_eq!(total, 21);
     assert_eq!(entries.last().map(|r| r.op), Some(Op::Delete));
     let r = e.checkpoint().unwrap();
     assert_eq!(r.records_truncated, 21);
-    assert_eq!(e.log_entries(100).unwrap().1, 0);
+    assert_eq!(e.log_entries(100, usize::MAX).unwrap().1, 0);
     assert_eq!(e.stats().records_since_checkpoint, 0);
     let fs = process_crash(&fs, e);
     let e = open(&fs, config(SyncPolicy::Always)).unwrap();
