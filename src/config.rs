@@ -10,6 +10,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use walab_store::{BackendConfig, BackendKind, SledFlush};
 use walab_wal::{RecoveryMode, SyncPolicy};
@@ -19,7 +20,8 @@ use walab_wal::{RecoveryMode, SyncPolicy};
 pub struct Config {
     /// `KV_BACKEND`: wal (default), memory or sled. `WAL_ENABLED=false` means memory.
     pub backend: BackendKind,
-    /// `HOST`: the address to listen on (default `0.0.0.0`).
+    /// `HOST`: the address to listen on (default `127.0.0.1`: the lab runs on laptops, and
+    /// its admin API must not be reachable from the network unless asked for).
     pub host: String,
     /// `PORT`: the port to listen on (default 8000).
     pub port: u16,
@@ -50,6 +52,46 @@ pub struct Config {
     pub otel_sdk_disabled: bool,
     /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process (default 0).
     pub restarts: u64,
+    /// How long a client may take and how much it may hold (`MAX_CONNECTIONS`,
+    /// `HEADER_TIMEOUT_MS`, `BODY_TIMEOUT_MS`, `REQUEST_TIMEOUT_MS`, `MAX_HEADER_BYTES`,
+    /// `MAX_BODY_BYTES_IN_FLIGHT`).
+    pub limits: Limits,
+    /// `ALLOWED_ORIGINS`: web origins, besides the server's own, whose pages may send
+    /// state-changing requests (comma-separated, e.g. `http://localhost:3000`).
+    pub allowed_origins: Vec<String>,
+}
+
+/// What a connection may cost the server. Every limit answers with a clear error (or a
+/// closed connection, for a client that stalls), never with a stuck server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `MAX_CONNECTIONS` (default 512): connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// `HEADER_TIMEOUT_MS` (default 10000): a request's headers must arrive within this, and
+    /// an idle keep-alive connection is closed after it.
+    pub header_timeout: Duration,
+    /// `BODY_TIMEOUT_MS` (default 10000): the longest pause while a request body arrives.
+    pub body_timeout: Duration,
+    /// `REQUEST_TIMEOUT_MS` (default 30000): the longest a request may take, body included.
+    pub request_timeout: Duration,
+    /// `MAX_HEADER_BYTES` (default 32768): the request line and headers, in bytes.
+    pub max_header_bytes: usize,
+    /// `MAX_BODY_BYTES_IN_FLIGHT` (default 64 MiB): bodies being read at once hold at most
+    /// this much; a request that would go over is answered 503 `busy` at once.
+    pub max_body_bytes_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_header_bytes: 32 * 1024,
+            max_body_bytes_in_flight: 64 << 20,
+        }
+    }
 }
 
 /// A variable with a value the server cannot use.
@@ -161,9 +203,50 @@ impl Config {
             })?,
         };
 
+        let defaults = Limits::default();
+        let number = |var: &'static str, default: usize, min: usize, unit: &str| match get(var) {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(ConfigError {
+                    var,
+                    message: format!("expected a number of {unit} of at least {min}, got '{v}'"),
+                }),
+            },
+        };
+        let millis = |var: &'static str, default: Duration| {
+            number(var, default.as_millis() as usize, 1, "milliseconds")
+                .map(|ms| Duration::from_millis(ms as u64))
+        };
+        let limits = Limits {
+            max_connections: number(
+                "MAX_CONNECTIONS",
+                defaults.max_connections,
+                1,
+                "connections",
+            )?,
+            header_timeout: millis("HEADER_TIMEOUT_MS", defaults.header_timeout)?,
+            body_timeout: millis("BODY_TIMEOUT_MS", defaults.body_timeout)?,
+            request_timeout: millis("REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
+            max_header_bytes: number("MAX_HEADER_BYTES", defaults.max_header_bytes, 1024, "bytes")?,
+            max_body_bytes_in_flight: number(
+                "MAX_BODY_BYTES_IN_FLIGHT",
+                defaults.max_body_bytes_in_flight,
+                1024,
+                "bytes",
+            )?,
+        };
+        let allowed_origins = match get("ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(v) => parse_origins(&v).map_err(|message| ConfigError {
+                var: "ALLOWED_ORIGINS",
+                message,
+            })?,
+        };
+
         Ok(Config {
             backend,
-            host: get("HOST").unwrap_or_else(|| "0.0.0.0".to_owned()),
+            host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
             port,
             data_dir: get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             checkpoint_threshold,
@@ -185,6 +268,8 @@ impl Config {
             otel_sdk_disabled: get("OTEL_SDK_DISABLED")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             restarts,
+            limits,
+            allowed_origins,
         })
     }
 
@@ -228,6 +313,27 @@ fn opt_parse<T>(
     value.map(|v| parse_with(var, &v, parse)).transpose()
 }
 
+/// `http://host[:port]` origins, comma-separated, as browsers send them in `Origin`.
+fn parse_origins(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let rest = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains('/') => {
+                    Ok(o.to_ascii_lowercase())
+                }
+                _ => Err(format!(
+                    "expected origins like http://localhost:3000 (scheme and host, no path), got '{o}'"
+                )),
+            }
+        })
+        .collect()
+}
+
 fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
@@ -264,7 +370,9 @@ mod tests {
     fn defaults() {
         let c = parse(&[]).expect("defaults parse");
         assert_eq!(c.backend, BackendKind::Wal);
-        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.limits, Limits::default());
+        assert!(c.allowed_origins.is_empty());
         assert_eq!(c.port, 8000);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.checkpoint_threshold, 100);
@@ -298,6 +406,16 @@ mod tests {
             ("OTEL_SERVICE_NAME", "kv"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
             ("WALAB_RESTARTS", "3"),
+            ("MAX_CONNECTIONS", "7"),
+            ("HEADER_TIMEOUT_MS", "1500"),
+            ("BODY_TIMEOUT_MS", "2500"),
+            ("REQUEST_TIMEOUT_MS", "3500"),
+            ("MAX_HEADER_BYTES", "4096"),
+            ("MAX_BODY_BYTES_IN_FLIGHT", "65536"),
+            (
+                "ALLOWED_ORIGINS",
+                "http://localhost:3000, https://Lab.example",
+            ),
         ])
         .expect("valid values parse");
         assert_eq!(c.backend, BackendKind::Sled);
@@ -317,6 +435,21 @@ mod tests {
         assert_eq!(c.service_name, "kv");
         assert_eq!(c.otlp_endpoint.as_deref(), Some("http://jaeger:4317"));
         assert_eq!(c.restarts, 3);
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_connections: 7,
+                header_timeout: Duration::from_millis(1500),
+                body_timeout: Duration::from_millis(2500),
+                request_timeout: Duration::from_millis(3500),
+                max_header_bytes: 4096,
+                max_body_bytes_in_flight: 65536,
+            }
+        );
+        assert_eq!(
+            c.allowed_origins,
+            ["http://localhost:3000", "https://lab.example"]
+        );
         assert!(!c.wal_enabled());
         let b = c.backend_config();
         assert_eq!(b.wal.checkpoint_threshold, 0);
@@ -370,6 +503,17 @@ mod tests {
             ("MAX_VALUE_BYTES", "0", "at least 1"),
             ("MAX_VALUE_BYTES", "1MB", "got '1MB'"),
             ("WALAB_RESTARTS", "x", "expected a whole number"),
+            ("MAX_CONNECTIONS", "0", "at least 1"),
+            (
+                "HEADER_TIMEOUT_MS",
+                "soon",
+                "expected a number of milliseconds",
+            ),
+            ("BODY_TIMEOUT_MS", "0", "at least 1"),
+            ("MAX_HEADER_BYTES", "10", "at least 1024"),
+            ("MAX_BODY_BYTES_IN_FLIGHT", "1k", "got '1k'"),
+            ("ALLOWED_ORIGINS", "evil.example", "expected origins like"),
+            ("ALLOWED_ORIGINS", "http://a.example/path", "no path"),
         ];
         for (var, value, expected) in cases {
             let line = error_line(var, value);

@@ -102,6 +102,47 @@ pub enum ApiError {
     /// the user's own machine, and "No space left on device" is what they need to act.
     #[error("{0}")]
     Storage(String),
+    /// A state-changing request from a web page on another origin.
+    #[error(
+        "requests from web pages on {0} may not change this store; only its own origin and ALLOWED_ORIGINS may (curl and scripts send no Origin and are not affected)"
+    )]
+    CrossOrigin(String),
+    /// A `Host` that does not name this loopback server (DNS rebinding).
+    #[error(
+        "this server listens on a loopback address and answers only Host: localhost or a loopback address, not '{0}'"
+    )]
+    MisdirectedHost(String),
+    /// The request line and headers are over `MAX_HEADER_BYTES`.
+    #[error(
+        "the request's headers are {bytes} bytes; at most {limit} are accepted (MAX_HEADER_BYTES)"
+    )]
+    HeadersTooLarge {
+        /// Their size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The bodies being read already hold `MAX_BODY_BYTES_IN_FLIGHT`.
+    #[error(
+        "the server is reading too many request bodies at once (MAX_BODY_BYTES_IN_FLIGHT); retry in a moment"
+    )]
+    Busy,
+    /// The body stopped arriving for longer than `BODY_TIMEOUT_MS`.
+    #[error(
+        "the request body stopped arriving for {ms} ms (BODY_TIMEOUT_MS); send it whole and promptly"
+    )]
+    BodyTimeout {
+        /// The timeout.
+        ms: u128,
+    },
+    /// An error status with no body of its own (a layer's timeout or refusal).
+    #[error("{detail}")]
+    Status {
+        /// The status.
+        status: StatusCode,
+        /// What it means here.
+        detail: String,
+    },
     /// A bug: a blocking task panicked or was cancelled.
     #[error("internal error; the server log has the details")]
     Internal,
@@ -133,6 +174,15 @@ impl ApiError {
             E::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             E::Poisoned(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_poisoned"),
             E::Storage(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage_failure"),
+            E::CrossOrigin(_) => (StatusCode::FORBIDDEN, "cross_origin"),
+            E::MisdirectedHost(_) => (StatusCode::MISDIRECTED_REQUEST, "misdirected_host"),
+            E::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
+            E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            E::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
+            E::Status { status, .. } => (*status, status_code_word(*status)),
             E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -167,13 +217,73 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let body = json!({ "error": code, "detail": self.to_string() });
         let mut response = (status, axum::Json(body)).into_response();
-        if matches!(self, ApiError::Unauthorized) {
+        match self {
+            ApiError::Unauthorized => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::Busy | ApiError::Recovering => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        if matches!(self, ApiError::BodyTimeout { .. }) {
+            // The rest of the body may still arrive; the connection cannot be reused.
             response
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
+}
+
+/// The `error` code for a status that has no variant of its own.
+fn status_code_word(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        408 => "request_timeout",
+        413 => "body_too_large",
+        431 => "headers_too_large",
+        503 => "unavailable",
+        504 => "timeout",
+        s if s >= 500 => "internal",
+        _ => "bad_request",
+    }
+}
+
+/// Middleware: give an error answer that has no body (tower-http's timeout, a layer's
+/// refusal) the JSON shape every other error has, so clients parse one shape.
+pub async fn json_error_bodies(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let empty = axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
+            "the request took longer than REQUEST_TIMEOUT_MS; it may or may not have been applied, so read before retrying"
+                .to_owned()
+        }
+        _ => format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("error")
+        ),
+    };
+    let (mut parts, _) = response.into_parts();
+    let mut answer = ApiError::Status { status, detail }.into_response();
+    // Keep what the layer said besides its status (Retry-After, Allow, ...).
+    for (name, value) in answer.headers().iter() {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, std::mem::take(answer.body_mut()))
 }
 
 #[cfg(test)]

@@ -15,12 +15,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
+use crate::limits::announced_length;
 use crate::state::AppState;
 
 /// The longest key accepted, in bytes of UTF-8.
@@ -56,15 +57,18 @@ impl FromRequest<AppState> for KvBody {
         // A Content-Length over the limit is refused before reading anything: the body
         // limit alone only trips once body bytes arrive, so a client that announced 100 MB
         // and sent nothing yet would be waited on instead of answered.
-        let announced = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let announced = announced_length(req.headers());
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(ApiError::BodyTooLarge { limit });
         }
+        // Room in the server-wide budget before a byte is read; held until parsed.
+        let _share = state.body_budget().take(announced, limit)?;
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if is_body_timeout(&rejection) {
+                return ApiError::BodyTimeout {
+                    ms: state.config().limits.body_timeout.as_millis(),
+                };
+            }
             match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
                 _ => ApiError::InvalidJson(rejection.body_text()),
@@ -72,6 +76,18 @@ impl FromRequest<AppState> for KvBody {
         })?;
         parse_body(&bytes, state.config().max_value_bytes)
     }
+}
+
+/// Whether reading the body failed because tower-http's body timeout fired.
+fn is_body_timeout(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// Parse and validate a `POST /kv` body.

@@ -85,11 +85,12 @@ pub async fn run(options: LabOptions) -> ExitCode {
             })
             .collect();
         let mut stop = stop_rx.clone();
+        let bind_host = options.host.clone();
         let server = tokio::spawn(async move {
             let stopping = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = ui::serve(listener, targets, stopping).await {
+            if let Err(e) = ui::serve(listener, &bind_host, targets, stopping).await {
                 tracing::error!("the lab's page stopped: {e}");
             }
         });
@@ -135,20 +136,19 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
         host => host.to_owned(),
     };
     let p = options.ports;
-    if options.ui_port != 0 {
-        if let Some(flag) = [
+    if options.ui_port != 0
+        && let Some(flag) = [
             (p.wal, "--wal-port"),
             (p.memory, "--memory-port"),
             (p.sled, "--sled-port"),
         ]
         .iter()
         .find_map(|(port, flag)| (*port == options.ui_port).then_some(flag))
-        {
-            return Err(format!(
-                "--ui-port and {flag} are both {}; give the page a port of its own (--ui-port 0: no page)",
-                options.ui_port
-            ));
-        }
+    {
+        return Err(format!(
+            "--ui-port and {flag} are both {}; give the page a port of its own (--ui-port 0: no page)",
+            options.ui_port
+        ));
     }
     let wanted = [
         (BackendKind::Wal, p.wal, "--wal-port"),

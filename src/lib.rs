@@ -3,7 +3,8 @@
 //! One HTTP server (`walab serve`) speaks the same key-value API over three backends: walab's
 //! own write-ahead log, a map in memory, and sled. `walab lab` runs all three side by side
 //! (ports 8001, 8002, 8003) and restarts whichever one `POST /admin/crash` kills, so the
-//! runbook can show what each one keeps. The HTTP contract is in `API.md`.
+//! runbook can show what each one keeps. The HTTP contract is described by
+//! `GET /openapi.json` (`src/openapi.json`) and the README's Endpoints section.
 //!
 //! # Layout
 //! - [`config`]: [`Config`] from environment variables; one-line errors naming the variable.
@@ -11,6 +12,9 @@
 //! - [`routes`]: [`app`], the route table; `kv`, `admin` and `health` handlers.
 //! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].
 //! - [`error`]: [`ApiError`], the one place a failure becomes a status and JSON body.
+//! - [`serve`]: the accept loop: connections capped, headers and idle keep-alive timed out.
+//! - [`limits`]: the header limit and the memory budget of bodies in flight.
+//! - [`cross_site`]: refusing web pages on other origins, and DNS rebinding.
 //! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`, the WAL's observer.
 //! - [`telemetry`]: log setup, each line tagged with its server.
 //! - [`traces`]: OpenTelemetry spans for requests, store operations, WAL steps, recovery
@@ -29,12 +33,15 @@
 //! - Bad input is a 4xx JSON error; no handler panics on input.
 
 pub mod config;
+pub mod cross_site;
 pub mod error;
 pub mod extract;
 pub mod inspect;
 pub mod lab;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
+pub mod serve;
 pub mod shutdown;
 pub mod state;
 pub mod sys;
@@ -83,9 +90,10 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let backend = config.backend;
     let dir = config.data_dir.display().to_string();
+    let limits = config.limits;
     let state = AppState::new(config)?;
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(shutdown);
-    let mut server = std::pin::pin!(server.into_future());
+    let server = serve::serve(listener, app(state.clone()), limits, shutdown);
+    let mut server = std::pin::pin!(server);
 
     let started = std::time::Instant::now();
     tokio::select! {

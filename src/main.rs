@@ -19,7 +19,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the key-value API over one backend, configured by environment variables
-    /// (KV_BACKEND, HOST, PORT, DATA_DIR, FSYNC, CHECKPOINT_THRESHOLD, ...).
+    /// (KV_BACKEND, HOST (default 127.0.0.1), PORT, DATA_DIR, FSYNC, CHECKPOINT_THRESHOLD,
+    /// the limits MAX_CONNECTIONS, HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, ...; README:
+    /// Configuration).
     Serve,
     /// Run the wal, memory and sled servers side by side and restart any that dies.
     Lab {
@@ -129,6 +131,14 @@ fn serve() -> ExitCode {
             addr.0,
             addr.1
         );
+        if !walab::cross_site::is_loopback_host(&config.host) && config.admin_token.is_none() {
+            tracing::warn!(
+                "listening on {}, reachable from other machines, with the admin API open \
+                 (crash, clear, checkpoint): set ADMIN_TOKEN to require a bearer token, or \
+                 HOST=127.0.0.1 to stay on this machine",
+                config.host
+            );
+        }
         match walab::run(listener, config, walab::shutdown::signal()).await {
             Ok(()) => {
                 tracing::info!("stopped");

@@ -12,6 +12,7 @@ use walab_store::{KvBackend, StoreError, open_backend};
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::limits::BodyBudget;
 use crate::metrics::{Metrics, gauge};
 
 /// Cheap to clone: one `Arc` inside.
@@ -26,6 +27,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     started_at: Instant,
+    body_budget: BodyBudget,
 }
 
 impl AppState {
@@ -36,9 +38,10 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 backend: OnceLock::new(),
-                config,
+                body_budget: BodyBudget::new(config.limits.max_body_bytes_in_flight),
                 metrics,
                 started_at: Instant::now(),
+                config,
             }),
         })
     }
@@ -101,6 +104,11 @@ impl AppState {
     /// The server's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The memory request bodies may hold at once.
+    pub fn body_budget(&self) -> &BodyBudget {
+        &self.inner.body_budget
     }
 
     /// When this process started serving.

@@ -102,7 +102,12 @@ fn traces_url(endpoint: &str) -> String {
 
 /// Middleware: one server span per request, named `METHOD /route`.
 pub async fn trace_request(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
+    // A made-up method is `_OTHER`, as the HTTP semantic conventions say: span names and
+    // attributes stay bounded whatever a client sends.
+    let method = match crate::metrics::method_label(req.method()) {
+        "other" => "_OTHER",
+        known => known,
+    };
     let route = matched
         .as_ref()
         .map_or("unmatched", |m| m.as_str())

@@ -3,7 +3,8 @@
 //! One table of requests, most of them written by hand byte for byte: bad JSON, bad keys,
 //! bodies over the limit (with a Content-Length, chunked, nested 100k deep), invalid UTF-8
 //! in the body and the path, percent-encoded slashes and dots, unknown paths, wrong methods,
-//! empty, truncated and slow bodies, huge headers, bad query parameters and admin tokens.
+//! empty, truncated, slow and stalled bodies, huge headers, bad query parameters and admin
+//! tokens, requests a web page on another origin would send, and a DNS-rebinding `Host`.
 //! Every row names the exact status and `error` code the server answers (or, for what hyper
 //! refuses before the router sees it, the bare status or a closed connection).
 //!
@@ -26,6 +27,9 @@ const MAX_VALUE_BYTES: usize = 1024;
 /// What the server reads of a body: `MAX_VALUE_BYTES` plus 2 KiB for the key and framing.
 const BODY_LIMIT: usize = MAX_VALUE_BYTES + 2048;
 const TOKEN: &str = "s3cret-token";
+/// Short, so a stalled body is given up on quickly (and still longer than the 1 s pause of
+/// the slow-body row).
+const BODY_TIMEOUT: Duration = Duration::from_millis(2000);
 const AUTH: &str = "Bearer s3cret-token";
 
 /// One step of a hand-written exchange.
@@ -592,6 +596,18 @@ fn table(backend: &str) -> Vec<Row> {
             deletes: None,
         },
         Row {
+            name: "a body that stops arriving: 408 after BODY_TIMEOUT_MS, not a hung connection",
+            steps: vec![Step::Send({
+                let mut head = raw_post(&format!("Content-Length: {}\r\n", slow_body.len()), "");
+                head.extend_from_slice(&slow_body[..5]);
+                head
+            })],
+            expect: Error(408, "body_timeout"),
+            within: Some(BODY_TIMEOUT + Duration::from_secs(2)),
+            stores: None,
+            deletes: None,
+        },
+        Row {
             name: "slow body: 5 bytes, a 1 s pause, the rest",
             steps: vec![
                 Step::Send({
@@ -810,9 +826,14 @@ fn table(backend: &str) -> Vec<Row> {
         ),
         // ---- headers
         row(
-            "a 100 KB header is within hyper's buffer: served",
-            req("GET", "/health", &[("X-Big", &"a".repeat(100_000))], None),
+            "a 20 KB header is within MAX_HEADER_BYTES: served",
+            req("GET", "/health", &[("X-Big", &"a".repeat(20_000))], None),
             Ok(200, json!({"status": "ok"})),
+        ),
+        row(
+            "a 100 KB header is over MAX_HEADER_BYTES: a JSON 431",
+            req("GET", "/health", &[("X-Big", &"a".repeat(100_000))], None),
+            Error(431, "headers_too_large"),
         ),
         row(
             "a 1 MB header",
@@ -885,7 +906,71 @@ fn table(backend: &str) -> Vec<Row> {
                 &[("Authorization", &format!("bearer {TOKEN}"))],
                 None,
             ),
+            Ok(200, json!({"restarts": 0})),
+        ),
+        row(
+            "a token one byte short",
+            req(
+                "GET",
+                "/admin/stats",
+                &[("Authorization", &AUTH[..AUTH.len() - 1])],
+                None,
+            ),
             Error(401, "unauthorized"),
+        ),
+        // ---- browsers: other origins, DNS rebinding
+        row(
+            "a text/plain POST from a page on another origin",
+            req(
+                "POST",
+                "/kv",
+                &[
+                    ("Origin", "http://evil.example"),
+                    ("Content-Type", "text/plain"),
+                ],
+                Some(br#"{"key":"from-evil","value":1}"#),
+            ),
+            Error(403, "cross_origin"),
+        ),
+        row(
+            "a clear from a page on another origin",
+            req(
+                "POST",
+                "/admin/clear",
+                &[("Origin", "http://evil.example"), ("Authorization", AUTH)],
+                Some(b""),
+            ),
+            Error(403, "cross_origin"),
+        ),
+        row(
+            "a crash from a sandboxed page (Origin: null)",
+            req(
+                "POST",
+                "/admin/crash",
+                &[("Origin", "null"), ("Authorization", AUTH)],
+                Some(b""),
+            ),
+            Error(403, "cross_origin"),
+        ),
+        row(
+            "a DELETE from the server's own origin",
+            req(
+                "DELETE",
+                "/kv/no-such-key",
+                &[("Origin", "http://127.0.0.1")],
+                None,
+            ),
+            Error(404, "not_found"),
+        ),
+        row(
+            "a Host that is not a loopback name (DNS rebinding)",
+            raw("GET /kv HTTP/1.1\r\nHost: evil.example:8001\r\nConnection: close\r\n\r\n"),
+            Error(421, "misdirected_host"),
+        ),
+        row(
+            "Host: localhost",
+            raw("GET /health HTTP/1.1\r\nHost: localhost:8001\r\nConnection: close\r\n\r\n"),
+            Ok(200, json!({"status": "ok"})),
         ),
         row(
             "the token as Basic credentials",
@@ -983,9 +1068,14 @@ fn listing(port: u16) -> BTreeMap<String, Value> {
 
 fn run_table(backend: &str) {
     let max = MAX_VALUE_BYTES.to_string();
+    let body_timeout = BODY_TIMEOUT.as_millis().to_string();
     let (server, port, _dir) = Walab::serve(
         backend,
-        &[("MAX_VALUE_BYTES", &max), ("ADMIN_TOKEN", TOKEN)],
+        &[
+            ("MAX_VALUE_BYTES", &max),
+            ("ADMIN_TOKEN", TOKEN),
+            ("BODY_TIMEOUT_MS", &body_timeout),
+        ],
     );
 
     // What is there before the table.
@@ -1012,15 +1102,15 @@ fn run_table(backend: &str) {
     for row in &rows {
         let outcome = exchange(port, &row.steps);
         let mut verdict = check(&row.expect, &outcome);
-        if let (Some(limit), Outcome::Reply { elapsed, .. }) = (row.within, &outcome) {
-            if *elapsed > limit {
-                verdict = Err(format!("answered after {elapsed:?}, more than {limit:?}"));
-            }
+        if let (Some(limit), Outcome::Reply { elapsed, .. }) = (row.within, &outcome)
+            && *elapsed > limit
+        {
+            verdict = Err(format!("answered after {elapsed:?}, more than {limit:?}"));
         }
-        if let Some(status) = outcome.status() {
-            if status >= 500 {
-                verdict = Err(format!("a {status}: {outcome:?}"));
-            }
+        if let Some(status) = outcome.status()
+            && status >= 500
+        {
+            verdict = Err(format!("a {status}: {outcome:?}"));
         }
         match verdict {
             Result::Ok(()) => {

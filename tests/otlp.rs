@@ -71,12 +71,11 @@ fn spans(bodies: &[Vec<u8>]) -> (Vec<Span>, Vec<String>) {
             ExportTraceServiceRequest::decode(body.as_slice()).expect("an OTLP trace request");
         for rs in req.resource_spans {
             for kv in rs.resource.iter().flat_map(|r| r.attributes.iter()) {
-                if kv.key == "service.name" {
-                    if let Some(AnyValue::StringValue(s)) =
+                if kv.key == "service.name"
+                    && let Some(AnyValue::StringValue(s)) =
                         kv.value.as_ref().and_then(|v| v.value.clone())
-                    {
-                        services.push(s);
-                    }
+                {
+                    services.push(s);
                 }
             }
             spans.extend(rs.scope_spans.into_iter().flat_map(|s| s.spans));

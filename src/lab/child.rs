@@ -1,7 +1,11 @@
 //! One supervised `walab serve` child: start it, wait for it to die, start it again.
 //!
 //! A child killed by `/admin/crash` comes back at once, because the runbook times the
-//! restart. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
+//! restart. A child that stays up but stops doing its job (its store poisoned by a failed
+//! fsync, or not answering at all) is killed and restarted too, as Docker does with an
+//! unhealthy container under `restart: always` plus an autoheal: once it has been healthy,
+//! [`UNHEALTHY_PROBES`] bad answers in a row from `/health`, a second apart, end it.
+//! `recovering` is not bad: replaying a long log takes as long as it takes. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
 //! corrupt log) is restarted with a growing delay, and each exit is logged, so a broken
 //! configuration shows its error instead of spinning the CPU.
 
@@ -23,6 +27,12 @@ const QUICK_DEATH: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a child gets to stop after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How often a running child's `/health` is asked.
+const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// How long one `/health` may take before it counts as bad.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bad `/health` answers in a row after which a child is restarted.
+pub const UNHEALTHY_PROBES: u32 = 3;
 
 /// What to run for one backend.
 #[derive(Debug, Clone)]
@@ -68,6 +78,14 @@ pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
                         |e| format!("could not be waited for: {e}"),
                         describe,
                     )),
+                    why = stays_unhealthy(&spec) => {
+                        tracing::warn!("{label} is unhealthy ({why}); killing it to restart it");
+                        let _ = child.start_kill();
+                        Some(match child.wait().await {
+                            Ok(status) => format!("was unhealthy and {}", describe(status)),
+                            Err(e) => format!("was unhealthy and could not be waited for: {e}"),
+                        })
+                    }
                     () = stopped(&mut stop) => None,
                 };
                 match exited {
@@ -124,6 +142,68 @@ fn backoff(quick_deaths: u32) -> Duration {
     }
 }
 
+/// Resolves, with the last bad answer, once a child that has been healthy answers
+/// `/health` badly [`UNHEALTHY_PROBES`] times in a row; never for a child that stays well.
+async fn stays_unhealthy(spec: &Spec) -> String {
+    let mut was_healthy = false;
+    let mut bad = 0u32;
+    loop {
+        tokio::time::sleep(HEALTH_EVERY).await;
+        match health(spec).await {
+            Health::Ok => {
+                was_healthy = true;
+                bad = 0;
+            }
+            Health::Recovering => bad = 0,
+            Health::Bad(why) if was_healthy => {
+                bad += 1;
+                if bad >= UNHEALTHY_PROBES {
+                    return why;
+                }
+            }
+            Health::Bad(_) => {}
+        }
+    }
+}
+
+/// What one `/health` said.
+enum Health {
+    Ok,
+    Recovering,
+    Bad(String),
+}
+
+async fn health(spec: &Spec) -> Health {
+    let request = probe::Request {
+        method: "GET",
+        target: "/health",
+        headers: &[],
+        body: b"",
+    };
+    match probe::send(
+        &spec.probe_host,
+        spec.port,
+        request,
+        HEALTH_TIMEOUT,
+        64 * 1024,
+    )
+    .await
+    {
+        Ok(answer) if answer.status == 200 => Health::Ok,
+        Ok(answer) => {
+            let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
+            let status = body["status"].as_str().unwrap_or("");
+            if status == "recovering" {
+                Health::Recovering
+            } else {
+                let detail = body["detail"].as_str().unwrap_or(status);
+                Health::Bad(format!("/health answered {}: {detail}", answer.status))
+            }
+        }
+        Err(e) => Health::Bad(format!("/health: {e}")),
+    }
+}
+
 /// Log how long a restarted child took to answer `/health` again.
 async fn report_back(spec: Spec, restart: u64) {
     if let Some(took) = probe::wait_healthy(&spec.probe_host, spec.port, MAX_BACKOFF * 6).await {
@@ -164,10 +244,10 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
 
 /// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.
 async fn terminate(child: &mut Child, label: &str) {
-    if let Some(pid) = child.id() {
-        if let Err(e) = sys::send_signal(pid, libc::SIGTERM) {
-            tracing::warn!("{label}: cannot send SIGTERM: {e}");
-        }
+    if let Some(pid) = child.id()
+        && let Err(e) = sys::send_signal(pid, libc::SIGTERM)
+    {
+        tracing::warn!("{label}: cannot send SIGTERM: {e}");
     }
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(Ok(status)) => tracing::info!("{label} stopped ({})", describe(status)),

@@ -104,10 +104,10 @@ pub async fn send(
             .await;
         // A server that sent its whole answer and then reset the connection (as a child
         // does when it kills itself right after a crash reply) still gave a full answer.
-        if let Err(e) = read {
-            if raw.is_empty() {
-                return Err(ClientError::Io(e));
-            }
+        if let Err(e) = read
+            && raw.is_empty()
+        {
+            return Err(ClientError::Io(e));
         }
         if raw.len() > cap {
             return Err(ClientError::TooLarge(max_bytes));

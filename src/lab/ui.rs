@@ -15,20 +15,31 @@
 //!
 //! The proxy forwards `Content-Type`, `Accept` and `Authorization`, so with `ADMIN_TOKEN`
 //! set the admin calls answer 401 unless the browser sends the token itself.
+//!
+//! The page is as exposed as the servers behind it, so it is held to the same rules: the
+//! same accept loop and timeouts ([`crate::serve`]), the same browser checks
+//! ([`crate::cross_site`]: only the page itself may change a store through it), a
+//! `Content-Length` over [`MAX_REQUEST_BYTES`] answered 413 before anything is read, and a
+//! budget for the bodies it holds at once ([`crate::limits::BodyBudget`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde_json::json;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use walab_store::BackendKind;
 
+use crate::config::Limits;
+use crate::cross_site::{self, CrossSiteGuard};
+use crate::error::ApiError;
 use crate::lab::probe::{self, ClientError};
+use crate::limits::{BodyBudget, announced_length};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -38,8 +49,11 @@ const STYLE_CSS: &str = include_str!("assets/style.css");
 const PROXY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest answer passed back (a `/admin/wal` of big values can be large).
 const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
-/// The largest request body passed on (a child refuses what is over its own limit).
-const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+/// The largest request body passed on: a default `MAX_VALUE_BYTES` value plus its key and
+/// framing. The page sends small values; bigger ones go to a server directly.
+pub const MAX_REQUEST_BYTES: usize = (1 << 20) + 2048;
+/// What the bodies the proxy is reading may hold at once.
+const MAX_BODY_BYTES_IN_FLIGHT: usize = 32 << 20;
 /// Request headers passed on to the child.
 const FORWARDED: [HeaderName; 3] = [header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION];
 
@@ -54,10 +68,23 @@ pub struct Target {
     pub port: u16,
 }
 
-type Targets = Arc<Vec<Target>>;
+/// What the proxy's handlers share.
+#[derive(Debug, Clone)]
+struct Proxy {
+    targets: Arc<Vec<Target>>,
+    bodies: BodyBudget,
+    limits: Limits,
+}
 
-/// The page's router over `targets`. Tests call this with children on port 0.
-pub fn router(targets: Vec<Target>) -> Router {
+/// The page's router over `targets`, for a page listening on `bind_host`. Tests call this
+/// with children on port 0.
+pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
+    let guard = CrossSiteGuard::new(bind_host, Vec::new());
+    let shared = Proxy {
+        targets: Arc::new(targets),
+        bodies: BodyBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
+        limits,
+    };
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route(
@@ -81,18 +108,35 @@ pub fn router(targets: Vec<Target>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(Arc::new(targets))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(middleware::from_fn_with_state(guard, cross_site::guard))
+        .layer(middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            crate::limits::header_limit,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(crate::error::json_error_bodies))
+        .with_state(shared)
 }
 
-/// Serve the page on `listener` until `shutdown` resolves.
+/// Serve the page on `listener` (bound to `bind_host`) until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    bind_host: &str,
     targets: Vec<Target>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(targets))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = Limits::default();
+    crate::serve::serve(
+        listener,
+        router(targets, bind_host, limits),
+        limits,
+        shutdown,
+    )
+    .await
 }
 
 /// One embedded file. `no-cache` so a rebuilt lab's page is picked up on reload; the CSP
@@ -115,8 +159,9 @@ fn asset(content_type: &'static str, text: &'static str) -> Response {
 }
 
 /// `GET /lab.json`: `{"backends":[{"backend","port","url"}]}`.
-async fn lab_json(State(targets): State<Targets>) -> Json<serde_json::Value> {
-    let backends: Vec<_> = targets
+async fn lab_json(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let backends: Vec<_> = proxy
+        .targets
         .iter()
         .map(|t| {
             json!({
@@ -131,14 +176,53 @@ async fn lab_json(State(targets): State<Targets>) -> Json<serde_json::Value> {
 
 /// `/api/{backend}/<path>`: pass the request on to that child and its answer back.
 async fn proxy(
-    State(targets): State<Targets>,
+    State(proxy): State<Proxy>,
     Path((backend, _)): Path<(String, String)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let Some(target) = targets.iter().find(|t| t.kind.as_str() == backend) else {
+    // Refused before a byte of the body is read: waiting for 1 GB to say no helps no one.
+    let announced = announced_length(&headers);
+    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &format!(
+                "the lab's page passes on bodies of at most {MAX_REQUEST_BYTES} bytes; send bigger values to a server directly"
+            ),
+        );
+    }
+    let _share = match proxy.bodies.take(announced, MAX_REQUEST_BYTES) {
+        Ok(share) => share,
+        Err(busy) => return busy.into_response(),
+    };
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let timed_out =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<tower_http::timeout::TimeoutError>());
+            return if timed_out {
+                ApiError::BodyTimeout {
+                    ms: proxy.limits.body_timeout.as_millis(),
+                }
+                .into_response()
+            } else {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    &format!(
+                        "the request body could not be read whole within {MAX_REQUEST_BYTES} bytes: {e}"
+                    ),
+                )
+            };
+        }
+    };
+    let Some(target) = proxy.targets.iter().find(|t| t.kind.as_str() == backend) else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_backend",
@@ -285,18 +369,22 @@ mod tests {
     }
 
     fn lab(wal: u16, memory: u16) -> Router {
-        router(vec![
-            Target {
-                kind: BackendKind::Wal,
-                host: "127.0.0.1".into(),
-                port: wal,
-            },
-            Target {
-                kind: BackendKind::Memory,
-                host: "127.0.0.1".into(),
-                port: memory,
-            },
-        ])
+        router(
+            vec![
+                Target {
+                    kind: BackendKind::Wal,
+                    host: "127.0.0.1".into(),
+                    port: wal,
+                },
+                Target {
+                    kind: BackendKind::Memory,
+                    host: "127.0.0.1".into(),
+                    port: memory,
+                },
+            ],
+            "127.0.0.1",
+            Limits::default(),
+        )
     }
 
     async fn call(app: Router, method: &str, uri: &str, body: &str) -> (u16, String, String) {

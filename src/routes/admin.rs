@@ -23,6 +23,12 @@ use crate::routes::kv::stored_json;
 use crate::state::AppState;
 use crate::timefmt::rfc3339_from_micros;
 
+/// The most records `GET /admin/wal` lists, whatever `limit` asks for.
+const MAX_WAL_LIMIT: usize = 10_000;
+/// The most key and value bytes `GET /admin/wal` reads into one answer: older records are
+/// left out once the newer ones hold this much (`count` then falls short of `total`).
+const MAX_WAL_LISTING_BYTES: usize = 8 << 20;
+
 /// How long the crash reply has to reach the client before the process dies.
 const CRASH_DELAY: Duration = Duration::from_millis(50);
 
@@ -48,7 +54,7 @@ async fn require_token(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
             return Err(ApiError::Unauthorized);
@@ -57,9 +63,26 @@ async fn require_token(
     Ok(next.run(req).await)
 }
 
-/// Compare without stopping at the first difference, so timing does not leak the prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
+/// Compare `presented` with `secret` in a time that depends only on what was presented:
+/// no early return at the first difference (which would leak the prefix) nor on a length
+/// mismatch (which would leak the secret's length).
+fn constant_time_eq(presented: &[u8], secret: &[u8]) -> bool {
+    if secret.is_empty() {
+        return presented.is_empty();
+    }
+    let mut diff = u8::from(presented.len() != secret.len());
+    for (i, p) in presented.iter().enumerate() {
+        diff |= p ^ secret[i % secret.len()];
+    }
+    diff == 0
 }
 
 /// `GET /admin/stats`: the backend's own fields, then the common ones on top.
@@ -120,8 +143,10 @@ async fn wal(
     State(state): State<AppState>,
     Query(params): Query<WalParams>,
 ) -> Result<Json<WalReply>, ApiError> {
-    let limit = params.limit.unwrap_or(1000);
-    let listing = state.blocking("wal", move |b| b.wal_entries(limit)).await?;
+    let limit = params.limit.unwrap_or(1000).min(MAX_WAL_LIMIT);
+    let listing = state
+        .blocking("wal", move |b| b.wal_entries(limit, MAX_WAL_LISTING_BYTES))
+        .await?;
     let wal_enabled = state.config().wal_enabled();
     let Some(listing) = listing else {
         return Ok(Json(WalReply {
@@ -235,4 +260,31 @@ async fn clear(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
         body["sequence"] = json!(seq);
     }
     Ok(Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cre", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cretx", b"s3cret"));
+        assert!(
+            !constant_time_eq(b"s3cres3cret", b"s3cret"),
+            "a repeat of a prefix"
+        );
+        assert!(!constant_time_eq(b"", b"s3cret"));
+        assert!(!constant_time_eq(b"x", b""));
+    }
 }

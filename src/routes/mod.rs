@@ -15,14 +15,17 @@ pub mod kv;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
-use axum::http::{Method, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware;
 use axum::routing::get;
 
-use crate::error::ApiError;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+
+use crate::cross_site::{self, CrossSiteGuard};
+use crate::error::{self, ApiError};
 use crate::extract::BODY_OVERHEAD_BYTES;
-use crate::metrics;
 use crate::state::AppState;
+use crate::{limits, metrics};
 
 /// The whole HTTP API over `state`. Tests drive this with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
@@ -31,6 +34,8 @@ pub fn app(state: AppState) -> Router {
         .max_value_bytes
         .saturating_add(BODY_OVERHEAD_BYTES);
     let tracing = state.config().tracing_enabled();
+    let limits = state.config().limits;
+    let guard = CrossSiteGuard::new(&state.config().host, state.config().allowed_origins.clone());
     let router = Router::new()
         .route("/health", get(health::health))
         .route("/kv", get(kv::list).post(kv::put))
@@ -42,9 +47,23 @@ pub fn app(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         // Layers wrap every route above, innermost first: the body limit applies while the
-        // body streams in; the metrics layer is outermost so it times and counts every
-        // answer, rejections included, labelled by the matched route.
+        // body streams in, and so does the body timeout (the longest pause between two
+        // pieces of it); then the header limit and the browser checks, before any handler
+        // runs; the request timeout bounds the whole; bodiless errors get the JSON shape;
+        // the metrics layer is outermost so it times and counts every answer, rejections
+        // included, labelled by the matched route.
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(middleware::from_fn_with_state(guard, cross_site::guard))
+        .layer(middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            limits::header_limit,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(error::json_error_bodies))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

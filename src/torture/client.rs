@@ -51,7 +51,8 @@ impl Client {
             .ok_or_else(|| io::Error::other("no connection"))?;
         let body = body.unwrap_or("");
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: torture\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
             body.len()
         );
         let stream = conn.get_mut();

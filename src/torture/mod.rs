@@ -185,10 +185,10 @@ fn wait_healthy(server: &mut Server, limit: Duration) -> Result<Duration, String
         if let Ok(Some(status)) = server.child.try_wait() {
             return Err(format!("the server exited during start-up ({status})"));
         }
-        if let Ok(r) = client.request("GET", "/health", None) {
-            if r.status == 200 {
-                return Ok(started.elapsed());
-            }
+        if let Ok(r) = client.request("GET", "/health", None)
+            && r.status == 200
+        {
+            return Ok(started.elapsed());
         }
         std::thread::sleep(Duration::from_millis(2));
     }

@@ -125,10 +125,11 @@ pub fn wait_healthy(port: u16, limit: Duration) -> Option<Duration> {
 pub fn wait_new_pid(port: u16, old_pid: u64, limit: Duration) -> Option<(Duration, Value)> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if let Ok(r) = http(port, "GET", "/admin/stats", None, &[]) {
-            if r.status == 200 && r.json["pid"].as_u64().is_some_and(|p| p != old_pid) {
-                return Some((started.elapsed(), r.json));
-            }
+        if let Ok(r) = http(port, "GET", "/admin/stats", None, &[])
+            && r.status == 200
+            && r.json["pid"].as_u64().is_some_and(|p| p != old_pid)
+        {
+            return Some((started.elapsed(), r.json));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
