@@ -48,6 +48,9 @@ pub struct LabOptions {
     pub ports: Ports,
     /// The port of the lab's web page (default 8000); 0: no page.
     pub ui_port: u16,
+    /// The connection limits of the page's server (the children read theirs from the same
+    /// environment).
+    pub limits: crate::config::Limits,
 }
 
 /// How long to wait for the first "all healthy" before saying so.
@@ -86,11 +89,12 @@ pub async fn run(options: LabOptions) -> ExitCode {
             .collect();
         let mut stop = stop_rx.clone();
         let bind_host = options.host.clone();
+        let limits = options.limits;
         let server = tokio::spawn(async move {
             let stopping = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = ui::serve(listener, &bind_host, targets, stopping).await {
+            if let Err(e) = ui::serve(listener, &bind_host, limits, targets, stopping).await {
                 tracing::error!("the lab's page stopped: {e}");
             }
         });

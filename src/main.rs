@@ -71,6 +71,14 @@ fn main() -> ExitCode {
             ui_port,
         } => {
             walab::telemetry::init("lab", None);
+            // The children read the same environment; the page's proxy keeps their limits.
+            let limits = match Config::from_env() {
+                Ok(config) => config.limits,
+                Err(e) => {
+                    eprintln!("walab lab: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = LabOptions {
                 data_dir,
                 host,
@@ -80,6 +88,7 @@ fn main() -> ExitCode {
                     sled: sled_port,
                 },
                 ui_port,
+                limits,
             };
             match runtime() {
                 Ok(rt) => rt.block_on(walab::lab::run(options)),

@@ -3,9 +3,10 @@
 //! A child killed by `/admin/crash` comes back at once, because the runbook times the
 //! restart. A child that stays up but stops doing its job (its store poisoned by a failed
 //! fsync, or not answering at all) is killed and restarted too, as Docker does with an
-//! unhealthy container under `restart: always` plus an autoheal: once it has been healthy,
-//! [`UNHEALTHY_PROBES`] bad answers in a row from `/health`, a second apart, end it.
-//! `recovering` is not bad: replaying a long log takes as long as it takes. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
+//! unhealthy container under `restart: always` plus an autoheal: [`UNHEALTHY_PROBES`] bad
+//! answers in a row from `/health`, a second apart, end it (no answer at all counts once it
+//! has been healthy). `recovering` is not bad: replaying a long log takes as long as it
+//! takes. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
 //! corrupt log) is restarted with a growing delay, and each exit is logged, so a broken
 //! configuration shows its error instead of spinning the CPU.
 
@@ -142,26 +143,31 @@ fn backoff(quick_deaths: u32) -> Duration {
     }
 }
 
-/// Resolves, with the last bad answer, once a child that has been healthy answers
-/// `/health` badly [`UNHEALTHY_PROBES`] times in a row; never for a child that stays well.
+/// Resolves, with the last bad answer, once a child answers `/health` badly
+/// [`UNHEALTHY_PROBES`] times in a row; never for a child that stays well. A child that does
+/// not answer at all counts only once it has answered "ok" before: until then it may still
+/// be starting.
 async fn stays_unhealthy(spec: &Spec) -> String {
     let mut was_healthy = false;
     let mut bad = 0u32;
     loop {
         tokio::time::sleep(HEALTH_EVERY).await;
-        match health(spec).await {
+        let why = match health(spec).await {
             Health::Ok => {
                 was_healthy = true;
                 bad = 0;
+                continue;
             }
-            Health::Recovering => bad = 0,
-            Health::Bad(why) if was_healthy => {
-                bad += 1;
-                if bad >= UNHEALTHY_PROBES {
-                    return why;
-                }
+            Health::Recovering => {
+                bad = 0;
+                continue;
             }
-            Health::Bad(_) => {}
+            Health::Unreachable(_) if !was_healthy => continue,
+            Health::Bad(why) | Health::Unreachable(why) => why,
+        };
+        bad += 1;
+        if bad >= UNHEALTHY_PROBES {
+            return why;
         }
     }
 }
@@ -170,7 +176,10 @@ async fn stays_unhealthy(spec: &Spec) -> String {
 enum Health {
     Ok,
     Recovering,
+    /// An answer other than "ok" or "recovering" (a poisoned store).
     Bad(String),
+    /// No answer in time.
+    Unreachable(String),
 }
 
 async fn health(spec: &Spec) -> Health {
@@ -200,7 +209,7 @@ async fn health(spec: &Spec) -> Health {
                 Health::Bad(format!("/health answered {}: {detail}", answer.status))
             }
         }
-        Err(e) => Health::Bad(format!("/health: {e}")),
+        Err(e) => Health::Unreachable(format!("/health: {e}")),
     }
 }
 

@@ -122,14 +122,15 @@ pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
         .with_state(shared)
 }
 
-/// Serve the page on `listener` (bound to `bind_host`) until `shutdown` resolves.
+/// Serve the page on `listener` (bound to `bind_host`) within `limits` until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     bind_host: &str,
+    limits: Limits,
     targets: Vec<Target>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = Limits::default();
     crate::serve::serve(
         listener,
         router(targets, bind_host, limits),

@@ -4,7 +4,10 @@
 #   2. EIO on fdatasync, injected with libfiu (Debian's fiu-utils: fiu-run -x, fiu-ctrl);
 #   3. EIO on write (pwrite, the call the log uses for file writes), the same way.
 # Each time: the failing write gets a 503 with a clear error, every later write is refused
-# until the server restarts, and after the restart every acknowledged write is there.
+# and /health answers 503 "poisoned" until the server restarts, and after the restart every
+# acknowledged write is there.
+#   4. EIO on fdatasync under `walab lab`: the poisoned wal child stays up, so the lab must
+#      see its /health stay bad, kill it and restart it, with every acknowledged write back.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 walab=$(realpath "${WALAB:-target/release/walab}")
@@ -70,6 +73,11 @@ expect_refused() {
   jq -e '.error == "store_poisoned" and (.detail | test("restart"))' "$work/reply" > /dev/null ||
     fail "a refused write should say the store is poisoned and needs a restart: $(cat "$work/reply")"
   echo "   ok: later writes are refused: $(jq -c . "$work/reply")"
+  local health
+  health=$(curl -s -w ' %{http_code}' "$url/health")
+  [ "${health##* }" = 503 ] && jq -e '.status == "poisoned" and (.detail | length > 0)' <<< "${health% *}" > /dev/null ||
+    fail "/health should answer 503 poisoned while writes are refused: $health"
+  echo "   ok: /health says so: $health"
 }
 
 echo "== full disk (tmpfs of 2 MiB)"
@@ -124,4 +132,45 @@ inject() {
 inject posix/io/sync/fdatasync fdatasync
 inject posix/io/rw/pwrite pwrite
 
-echo "PASS: faults: full disk, EIO on fdatasync, EIO on pwrite"
+echo "== EIO on fdatasync under walab lab: the lab restarts the poisoned child"
+ports=()
+for _ in 1 2 3; do
+  ports+=("$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')")
+done
+url="http://127.0.0.1:${ports[0]}"
+# fiu-run's preload reaches the children through the environment; fiu-ctrl names a pid.
+FSYNC=always CHECKPOINT_THRESHOLD=0 RUST_LOG=warn fiu-run -x -f "$work/fiu-ctrl" \
+  "$walab" lab --data-dir "$work/lab" --wal-port "${ports[0]}" --memory-port "${ports[1]}" \
+  --sled-port "${ports[2]}" --ui-port 0 >> "$work/lab.log" 2>&1 &
+pid=$!
+for _ in $(seq 500); do
+  curl -sf "$url/health" > /dev/null && break
+  sleep 0.02
+done
+first=$(curl -sf "$url/admin/stats" | jq -r .pid) || fail "the lab's wal server did not start: $(tail -5 "$work/lab.log")"
+: > "$work/acked"
+for i in $(seq 20); do
+  [ "$(put "lab-$i" 100)" = 200 ] || fail "write $i failed before any fault: $(cat "$work/reply")"
+  echo "lab-$i" >> "$work/acked"
+done
+fiu-ctrl -f "$work/fiu-ctrl" -c "enable name=posix/io/sync/fdatasync,failnum=1,failinfo=5" "$first"
+code=$(put injected 100)
+[ "$code" = 503 ] || fail "the write under injected EIO got $code: $(cat "$work/reply")"
+expect_refused
+started=$(date +%s.%N)
+second=""
+for _ in $(seq 200); do
+  second=$(curl -sf "$url/admin/stats" 2> /dev/null | jq -r .pid) || second=""
+  [ -n "$second" ] && [ "$second" != "$first" ] && break
+  sleep 0.05
+done
+[ -n "$second" ] && [ "$second" != "$first" ] || fail "the lab did not restart the poisoned wal server within 10 s: $(tail -5 "$work/lab.log")"
+took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+[ "$(curl -s "$url/health" | jq -r .status)" = ok ] || fail "the restarted wal server is not healthy"
+echo "   ok: the lab restarted it (pid $first -> $second) ${took} s after /health turned bad: $(grep -m1 unhealthy "$work/lab.log" | sed 's/.*WARN //')"
+verify "$work/acked"
+kill "$pid"
+wait "$pid" 2> /dev/null || true
+pid=""
+
+echo "PASS: faults: full disk, EIO on fdatasync, EIO on pwrite, a poisoned child restarted by the lab"
