@@ -29,7 +29,10 @@
 //! # Guarantees
 //! - The port is open before recovery starts; until the backend is open, `/health` answers
 //!   503 `recovering` and every other endpoint 503 `{"error":"recovering"}`.
-//! - Every backend call runs on the blocking pool; no lock is held across an `.await`.
+//! - No backend call stalls an async worker: reads run inline only on backends whose reads
+//!   never wait for I/O, writes are awaited through a oneshot the backend's own writer
+//!   completes (or run on the blocking pool where the backend's writes block), and every
+//!   other call runs on the blocking pool; no lock is held across an `.await`.
 //! - Bad input is a 4xx JSON error; no handler panics on input.
 
 pub mod config;

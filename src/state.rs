@@ -8,7 +8,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use walab_store::{KvBackend, StoreError, open_backend};
+use walab_store::{KvBackend, ReadPath, StoreError, Write, WriteAck, WritePath, open_backend};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -116,10 +116,73 @@ impl AppState {
         self.inner.started_at
     }
 
+    /// Hand `write` to the backend and await its outcome, timed as `operation`.
+    ///
+    /// No thread waits for it: a backend with a log writer of its own (the WAL) completes
+    /// it from that thread through a oneshot; the memory store completes it at once; only
+    /// a backend whose writes block the calling thread (sled) gets a blocking-pool thread.
+    pub async fn write(
+        &self,
+        operation: &'static str,
+        write: Write,
+    ) -> Result<Option<WriteAck>, ApiError> {
+        let backend = self.backend()?;
+        let started = Instant::now();
+        let span = crate::traces::store_span(operation, backend.kind().as_str());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let done: walab_store::WriteDone = Box::new(move |outcome| {
+            // The receiver is gone only if the request was cancelled (its client left); the
+            // write went ahead all the same, as it would have on any server.
+            let _ = tx.send(outcome);
+        });
+        match backend.calls().writes {
+            WritePath::Inline | WritePath::Queued => span.in_scope(|| backend.submit(write, done)),
+            WritePath::Blocking => {
+                let span = span.clone();
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| backend.submit(write, done));
+                });
+            }
+        }
+        let outcome = rx.await.map_err(|_| {
+            tracing::error!(operation, "a backend write was dropped without an answer");
+            ApiError::Internal
+        })?;
+        self.inner
+            .metrics
+            .observe_store(operation, started.elapsed());
+        let ack = outcome?;
+        if let Some(ack) = &ack {
+            // The WAL's steps become spans under this operation's span, which ends here.
+            span.in_scope(|| crate::traces::record_commit(ack));
+        }
+        Ok(ack)
+    }
+
+    /// Run the read `op`, timed as `operation`: inline when the backend's reads never wait
+    /// for I/O (a lookup in memory is far cheaper than a trip to the blocking pool), on the
+    /// blocking pool otherwise.
+    pub async fn read<T, F>(&self, operation: &'static str, op: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn KvBackend) -> Result<T, StoreError> + Send + 'static,
+    {
+        let backend = self.backend()?;
+        if backend.calls().reads == ReadPath::Blocking {
+            return self.blocking(operation, op).await;
+        }
+        let started = Instant::now();
+        let result = op(backend.as_ref());
+        self.inner
+            .metrics
+            .observe_store(operation, started.elapsed());
+        Ok(result?)
+    }
+
     /// Run `op` against the backend on the blocking pool and time it as `operation`.
     ///
-    /// Engines block on fsync, so no backend call runs on an async worker. Nothing is
-    /// locked across the `.await`: the closure owns its `Arc` to the backend.
+    /// For calls that may wait for I/O or take long (stats, listings, checkpoints). Nothing
+    /// is locked across the `.await`: the closure owns its `Arc` to the backend.
     pub async fn blocking<T, F>(&self, operation: &'static str, op: F) -> Result<T, ApiError>
     where
         T: Send + 'static,

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use walab_store::{BackendKind, CrashMode};
+use walab_store::{BackendKind, CrashMode, Write};
 
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -249,12 +249,9 @@ async fn crash(
 /// `POST /admin/clear`.
 async fn clear(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let ack = state
-        .blocking("clear", |b| {
-            let ack = b.clear()?;
-            crate::traces::record_commit(&ack);
-            Ok(ack)
-        })
-        .await?;
+        .write("clear", Write::Clear)
+        .await?
+        .unwrap_or_default();
     let mut body = json!({ "status": "cleared", "items": 0 });
     if let Some(seq) = ack.sequence {
         body["sequence"] = json!(seq);

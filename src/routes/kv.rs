@@ -10,6 +10,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use walab_store::{Value, Write};
+
 use crate::error::ApiError;
 use crate::extract::{KeyPath, KvBody, Query};
 use crate::state::AppState;
@@ -27,13 +29,11 @@ pub struct PutReply {
 /// `POST /kv`.
 pub async fn put(State(state): State<AppState>, body: KvBody) -> Result<Json<PutReply>, ApiError> {
     let KvBody { key, value } = body;
-    let (key, value, ack) = state
-        .blocking("put", move |b| {
-            let ack = b.put(&key, value.get().as_bytes())?;
-            crate::traces::record_commit(&ack);
-            Ok((key, value, ack))
-        })
-        .await?;
+    let write = Write::Put {
+        key: key.clone(),
+        value: Value::from(value.get().as_bytes()),
+    };
+    let ack = state.write("put", write).await?.unwrap_or_default();
     Ok(Json(PutReply {
         key,
         value,
@@ -55,7 +55,7 @@ pub async fn get(
     KeyPath(key): KeyPath,
 ) -> Result<Json<GetReply>, ApiError> {
     let lookup = key.clone();
-    match state.blocking("get", move |b| b.get(&lookup)).await? {
+    match state.read("get", move |b| b.get(&lookup)).await? {
         Some(value) => Ok(Json(GetReply {
             key,
             value: stored_json(&value),
@@ -78,12 +78,7 @@ pub async fn delete(
     State(state): State<AppState>,
     KeyPath(key): KeyPath,
 ) -> Result<Json<DeleteReply>, ApiError> {
-    let target = key.clone();
-    let deleted = state.blocking("delete", move |b| {
-        let ack = b.delete(&target)?;
-        ack.iter().for_each(crate::traces::record_commit);
-        Ok(ack)
-    });
+    let deleted = state.write("delete", Write::Delete { key: key.clone() });
     match deleted.await? {
         Some(ack) => Ok(Json(DeleteReply {
             key,

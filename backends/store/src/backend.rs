@@ -123,6 +123,60 @@ pub struct WalListing {
     pub total: u64,
 }
 
+/// A write, as the server hands it to [`KvBackend::submit`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Store `value` under `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value's bytes (the JSON text the client sent).
+        value: Value,
+    },
+    /// Remove `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Remove every key.
+    Clear,
+}
+
+/// Called exactly once with a submitted write's outcome: its acknowledgement, `Ok(None)`
+/// for a delete of a key that was not there, or the error.
+pub type WriteDone = Box<dyn FnOnce(Result<Option<WriteAck>, StoreError>) + Send>;
+
+/// How a backend's reads behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPath {
+    /// A lookup in memory that never waits for I/O: call it where you are.
+    Inline,
+    /// May wait for I/O: call it from a thread that may block.
+    Blocking,
+}
+
+/// How a backend's writes behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePath {
+    /// Done in memory at once: [`KvBackend::submit`] completes before it returns.
+    Inline,
+    /// Waits for I/O in the calling thread: call [`KvBackend::submit`] from a thread that
+    /// may block.
+    Blocking,
+    /// Queued to the backend's own writer: [`KvBackend::submit`] returns at once and
+    /// completes later, from the writer's thread.
+    Queued,
+}
+
+/// How the server may call a backend without stalling the threads that serve requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calls {
+    /// `get`.
+    pub reads: ReadPath,
+    /// `submit` (and so `put`, `delete`, `clear`).
+    pub writes: WritePath,
+}
+
 /// How the crash endpoint should crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrashMode {
@@ -180,6 +234,27 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
 
     /// Backend-specific fields for `/admin/stats`.
     fn stats(&self) -> Stats;
+
+    /// How its calls behave (see [`Calls`]). The default is the safe one: everything may
+    /// block.
+    fn calls(&self) -> Calls {
+        Calls {
+            reads: ReadPath::Blocking,
+            writes: WritePath::Blocking,
+        }
+    }
+
+    /// Start `write` and call `done` with its outcome once it is as durable as
+    /// [`KvBackend::durability`] promises. The default does it now, on this thread, through
+    /// `put`, `delete` and `clear`; a backend with a writer of its own queues it there and
+    /// returns (see [`KvBackend::calls`]).
+    fn submit(&self, write: Write, done: WriteDone) {
+        done(match write {
+            Write::Put { key, value } => self.put(&key, &value).map(Some),
+            Write::Delete { key } => self.delete(&key),
+            Write::Clear => self.clear().map(Some),
+        });
+    }
 
     /// Why the backend refuses writes, when it does: a failure it cannot recover from while
     /// running (the WAL's failed log write or sync) made it refuse every write until it is

@@ -24,8 +24,8 @@ pub mod sled_backend;
 pub mod wal;
 
 pub use backend::{
-    BackendKind, CheckpointOutcome, CrashMode, Durability, KvBackend, Stats, Value, WalEntry,
-    WalListing, WriteAck,
+    BackendKind, Calls, CheckpointOutcome, CrashMode, Durability, KvBackend, ReadPath, Stats,
+    Value, WalEntry, WalListing, Write, WriteAck, WriteDone, WritePath,
 };
 pub use error::StoreError;
 pub use open::{BackendConfig, SledFlush, open_backend};

@@ -6,8 +6,8 @@ use std::sync::RwLock;
 
 use crate::StoreError;
 use crate::backend::{
-    BackendKind, CheckpointOutcome, CrashMode, Durability, KvBackend, Stats, Value, WalListing,
-    WriteAck,
+    BackendKind, Calls, CheckpointOutcome, CrashMode, Durability, KvBackend, ReadPath, Stats,
+    Value, WalListing, WriteAck, WritePath,
 };
 
 /// A map in memory behind a read-write lock.
@@ -44,6 +44,14 @@ impl KvBackend for MemoryBackend {
             survives_power_loss: false,
             summary: "none: data lives only in this process's memory; a crash loses everything"
                 .into(),
+        }
+    }
+
+    fn calls(&self) -> Calls {
+        // Every call is a map operation under a lock held for that operation only.
+        Calls {
+            reads: ReadPath::Inline,
+            writes: WritePath::Inline,
         }
     }
 

@@ -1,12 +1,12 @@
 //! The adapter from the `walab-wal` engine to [`KvBackend`]: the only code that knows both.
 
 use serde_json::json;
-use walab_wal::{Engine, SyncPolicy};
+use walab_wal::{Engine, Op, SyncPolicy};
 
 use crate::StoreError;
 use crate::backend::{
-    BackendKind, CheckpointOutcome, CrashMode, Durability, KvBackend, Stats, Value, WalEntry,
-    WalListing, WriteAck,
+    BackendKind, Calls, CheckpointOutcome, CrashMode, Durability, KvBackend, ReadPath, Stats,
+    Value, WalEntry, WalListing, Write, WriteAck, WriteDone, WritePath,
 };
 
 /// walab's own engine as a backend.
@@ -65,6 +65,34 @@ impl KvBackend for WalBackend {
             survives_power_loss: sync.survives_power_loss(),
             summary,
         }
+    }
+
+    fn calls(&self) -> Calls {
+        // Reads look in the in-memory state; writes go to the engine's log writer, which
+        // completes them after their batch is synced and applied.
+        Calls {
+            reads: ReadPath::Inline,
+            writes: WritePath::Queued,
+        }
+    }
+
+    fn submit(&self, write: Write, done: WriteDone) {
+        let (op, key, value) = match write {
+            Write::Put { key, value } => (Op::Set, Value::from(key.as_bytes()), value),
+            Write::Delete { key } => (
+                Op::Delete,
+                Value::from(key.as_bytes()),
+                Value::from(&[][..]),
+            ),
+            Write::Clear => (Op::Clear, Value::from(&[][..]), Value::from(&[][..])),
+        };
+        self.engine.submit(op, key, value, move |r| {
+            done(match r {
+                Ok(w) if op == Op::Delete && !w.existed => Ok(None),
+                Ok(w) => Ok(Some(ack(w.commit))),
+                Err(e) => Err(e.into()),
+            });
+        });
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {

@@ -25,12 +25,51 @@
 use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::engine::{Shared, lock};
 use crate::error::{Error, Result};
 use crate::report::{CheckpointFailure, CheckpointReport};
+use crate::shared::{Shared, lock};
 use crate::snapshot;
+
+/// A request to the checkpoint thread: automatic ones carry no reply channel.
+pub(crate) type Request = Option<mpsc::Sender<Result<CheckpointReport>>>;
+
+/// The checkpoint thread: runs the checkpoints asked for, one at a time. While a failure
+/// holds automatic checkpoints back, automatic requests are dropped; when the wait is over
+/// the thread checks the threshold itself, so a store that has stopped taking writes is
+/// still checkpointed. A requested checkpoint is run at once, whatever the wait.
+pub(crate) fn thread(s: &Shared, rx: &Receiver<Request>) {
+    loop {
+        let wait = lock(&s.checkpoint_status).backoff.remaining(Instant::now());
+        let request = match wait {
+            None => match rx.recv() {
+                Ok(request) => request,
+                Err(_) => return,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) if s.checkpoint_due(lock(&s.log).total_bytes()) => {
+                    None
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        match request {
+            Some(reply) => {
+                let _ = reply.send(run(s, false));
+            }
+            None => {
+                if lock(&s.checkpoint_status).backoff.ready(Instant::now()) {
+                    // Counted and reported inside; the wait before the next try grows.
+                    let _ = run(s, true);
+                }
+            }
+        }
+    }
+}
 
 /// How one attempt ended.
 enum Outcome {
@@ -86,8 +125,8 @@ pub(crate) fn run(s: &Shared, automatic: bool) -> Result<CheckpointReport> {
 }
 
 fn attempt(s: &Shared) -> Outcome {
-    if let Some(cause) = lock(&s.queue).poisoned.clone() {
-        return Outcome::Refused(Error::Poisoned { cause });
+    if let Err(e) = s.poison.check() {
+        return Outcome::Refused(e);
     }
     let started = Instant::now();
     let previous = s.checkpointed.load(Ordering::Acquire);
@@ -96,8 +135,8 @@ fn attempt(s: &Shared) -> Outcome {
         let mut log = lock(&s.log);
         // Checked again under the log lock: the log may have failed (or been cut by a
         // simulated power loss) while this checkpoint waited for it.
-        if let Some(cause) = log.failed.clone() {
-            return Outcome::Refused(Error::Poisoned { cause });
+        if let Err(e) = s.poison.check() {
+            return Outcome::Refused(e);
         }
         let sequence = s.applied.load(Ordering::Acquire);
         if sequence == previous {
@@ -111,12 +150,8 @@ fn attempt(s: &Shared) -> Outcome {
         if log.active.first_sequence <= sequence
             && let Err(e) = log.rotate(sequence + 1)
         {
-            // The rotation tells a failed sync of the log (poisoned, as on the write path)
-            // from a new segment it could not create (the log is as it was).
-            if let Some(cause) = log.failed.clone() {
-                drop(log);
-                s.poison(&cause);
-            }
+            // A failed sync of the log has poisoned it (and the engine, one flag), as on
+            // the write path; a new segment it could not create left the log as it was.
             return Outcome::Failed(e);
         }
         s.checkpointed.store(sequence, Ordering::Release);
@@ -125,7 +160,10 @@ fn attempt(s: &Shared) -> Outcome {
     lock(&s.checkpoint_status).running = true;
     let dir = s.config.dir.as_path();
     let result = match snapshot::write(s.fs.as_ref(), dir, sequence, &state) {
-        Ok((path, bytes)) => remove_redundant(s, sequence, &path).map(|removed| (bytes, removed)),
+        Ok((path, bytes)) => {
+            s.snapshot_bytes.store(bytes, Ordering::Release);
+            remove_redundant(s, sequence, &path).map(|removed| (bytes, removed))
+        }
         Err(e) => {
             // The snapshot did not become durable: the log still holds everything, so
             // only the bookkeeping goes back.

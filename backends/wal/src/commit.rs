@@ -1,28 +1,46 @@
-//! The append path and group commit.
+//! The append path: one log-writer thread and group commit.
 //!
-//! Every writer puts its record in the queue, taking the next sequence number. If no batch
-//! is being written, it becomes the leader: it takes everything queued (up to
-//! `max_batch_records`; one record when group commit is off), writes it with one `write()`,
-//! syncs once if the policy says so, applies the records to the state in order, and posts
-//! every writer's result, waking each writer of the batch on its own slot and handing the
-//! lead to the first writer still queued. Writers that arrived while a sync ran are carried
-//! by that next leader, so under load one fdatasync serves many writes.
+//! A write is handed to the writer's queue with a completion ([`Done`]) and the caller goes
+//! on; nothing waits on a thread of its own. The writer takes everything queued (up to
+//! `max_batch_records`; one record when group commit is off), numbers the records, writes
+//! them with one `write()`, syncs once if the policy says so, applies them to the state in
+//! order, and only then, with no lock held, calls each write's completion. Writes that
+//! arrive while a sync runs wait in the queue and go out together with the next one, so
+//! under load one fdatasync serves many writes.
+//!
+//! **Adaptive group commit.** Over HTTP the writers of a large batch send their next
+//! requests a little after their answers go out, so a writer that syncs again at once
+//! carries few of them. When the last batch was large and fewer writes are queued than it
+//! held, the writer waits a little longer for them: at most [`MAX_LINGER`], and at most half
+//! the last sync's time, so the wait can never cost more than a fraction of the sync it
+//! saves. A lone writer (last batch of one) never waits.
 //!
 //! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
 //! engine: everything queued after it fails too, and nothing is written until reopen. A
 //! size roll-over whose new segment cannot be created fails nothing: the batch goes into
 //! the active segment, and the roll-over is tried again after a back-off.
+//!
+//! `SyncPolicy::Interval`'s background sync lives here too ([`interval_sync`]): it is the
+//! other half of when the log reaches the disk.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::SyncPolicy;
-use crate::engine::{Bytes, Shared, apply, lock};
 use crate::error::{Error, Result};
 use crate::record::{self, Op, RecordRef};
-use crate::report::CommitTiming;
+use crate::report::{Commit, CommitTiming, Written};
+use crate::shared::{Bytes, Shared, apply, lock};
+
+/// The longest the writer waits for more writes before a sync (see the module docs).
+pub const MAX_LINGER: Duration = Duration::from_micros(200);
+
+/// What a write's completion is called with: its commit and whether the key existed, or
+/// why it failed. Called exactly once, from the writer thread (or at once, when the write
+/// is refused before it is queued). Keep it quick: it runs between two batches.
+pub type Done = Box<dyn FnOnce(Result<Written>) + Send>;
 
 /// One write waiting to be logged.
 #[derive(Debug, Clone)]
@@ -33,238 +51,283 @@ pub(crate) struct WriteOp {
     pub timestamp_micros: u64,
 }
 
-/// Where a writer waits: for its result, or for its turn to lead. One per write, so a
-/// finished batch wakes exactly its own writers and the next leader, not every waiter.
-#[derive(Debug, Default)]
-struct Slot {
-    state: Mutex<SlotState>,
+struct Queued {
+    write: WriteOp,
+    submitted: Instant,
+    done: Done,
+}
+
+#[derive(Default)]
+struct Pending {
+    items: VecDeque<Queued>,
+    /// The writer is asleep on the condvar and must be woken.
+    writer_waiting: bool,
+    /// The engine is being dropped: write what is queued, then stop.
+    stopping: bool,
+}
+
+/// Writes waiting for the log writer.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pending: Mutex<Pending>,
     cv: Condvar,
 }
 
-#[derive(Debug, Default)]
-struct SlotState {
-    outcome: Option<Outcome>,
-    lead: bool,
-}
-
-impl Slot {
-    fn post(&self, f: impl FnOnce(&mut SlotState)) {
-        f(&mut lock(&self.state));
-        self.cv.notify_one();
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("queued", &lock(&self.pending).items.len())
+            .finish()
     }
-}
-
-#[derive(Debug)]
-struct Queued {
-    sequence: u64,
-    write: WriteOp,
-    slot: Arc<Slot>,
-}
-
-/// When a batch's steps finished, shared by its writes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct BatchTiming {
-    pub written: Instant,
-    pub synced: Option<Instant>,
-    pub applied: Instant,
-    pub records: usize,
-}
-
-/// What a finished write tells its writer: whether the key existed and when its batch's
-/// steps happened, or why it failed.
-type Outcome = Result<(bool, BatchTiming)>;
-
-/// Writes waiting for a leader.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    next_sequence: u64,
-    waiting: VecDeque<Queued>,
-    /// Whether some writer is leading (or has been handed the lead and is waking up).
-    leader_active: bool,
-    /// Why the engine refuses writes, once it does.
-    pub poisoned: Option<String>,
-    /// Reused between batches to avoid an allocation per batch.
-    buf: Vec<u8>,
 }
 
 impl Queue {
-    pub(crate) fn new(next_sequence: u64) -> Self {
-        Queue {
-            next_sequence,
-            waiting: VecDeque::new(),
-            leader_active: false,
-            poisoned: None,
-            buf: Vec::new(),
-        }
-    }
-}
-
-/// Log `write` and apply it; returns its sequence number, whether the key existed, and
-/// when each step happened.
-pub(crate) fn submit(s: &Shared, write: WriteOp) -> Result<(u64, bool, CommitTiming)> {
-    let submitted = Instant::now();
-    let slot = Arc::new(Slot::default());
-    let mut q = lock(&s.queue);
-    if let Some(cause) = &q.poisoned {
-        return Err(Error::Poisoned {
-            cause: cause.clone(),
+    /// Queue `write`; `done` is called once it is logged and applied, or has failed.
+    pub(crate) fn push(&self, write: WriteOp, done: Done) {
+        let mut p = lock(&self.pending);
+        p.items.push_back(Queued {
+            write,
+            submitted: Instant::now(),
+            done,
         });
+        // One wake-up per sleep, not per write: the writer drains everything it finds.
+        if p.writer_waiting {
+            p.writer_waiting = false;
+            drop(p);
+            self.cv.notify_one();
+        }
     }
-    let sequence = q.next_sequence;
-    // u64::MAX is never handed out (recovery refuses a log holding it): refuse the write
-    // rather than overflow.
-    let Some(next) = sequence.checked_add(1) else {
-        return Err(Error::corrupt(
-            &s.config.dir,
-            0,
-            "the log has used every sequence number; no write can follow",
-        ));
-    };
-    q.next_sequence = next;
-    q.waiting.push_back(Queued {
-        sequence,
-        write,
-        slot: slot.clone(),
-    });
-    let mut leading = !q.leader_active;
-    q.leader_active = true;
-    drop(q);
-    loop {
-        if leading {
-            lead_one_batch(s);
-        }
-        let mut st = lock(&slot.state);
-        loop {
-            if let Some(outcome) = st.outcome.take() {
-                return outcome.map(|(existed, t)| {
-                    let timing = CommitTiming {
-                        submitted,
-                        written: t.written,
-                        synced: t.synced,
-                        applied: t.applied,
-                        batch_records: t.records,
-                    };
-                    (sequence, existed, timing)
-                });
+
+    /// Ask the writer to finish what is queued and stop.
+    pub(crate) fn stop(&self) {
+        lock(&self.pending).stopping = true;
+        self.cv.notify_one();
+    }
+
+    /// The next batch: wait for a first write, then (when the last batch held `want` > 1)
+    /// up to `linger` for the queue to hold `want`. `None` once stopped and drained.
+    fn take(&self, max: usize, want: usize, linger: Duration) -> Option<Vec<Queued>> {
+        let mut p = lock(&self.pending);
+        while p.items.is_empty() {
+            if p.stopping {
+                return None;
             }
-            if st.lead {
-                st.lead = false;
-                leading = true;
-                break;
-            }
-            st = slot.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            p.writer_waiting = true;
+            p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner());
         }
+        if want > 1 && !linger.is_zero() && p.items.len() < want.min(max) {
+            let deadline = Instant::now() + linger;
+            while p.items.len() < want.min(max) && !p.stopping {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                p.writer_waiting = true;
+                p = self
+                    .cv
+                    .wait_timeout(p, deadline - now)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            p.writer_waiting = false;
+        }
+        let n = p.items.len().min(max);
+        Some(p.items.drain(..n).collect())
     }
 }
 
-/// Take a batch from the queue, run it, post each writer's result, and hand the lead to the
-/// first writer still waiting (or give it up when nobody is).
-fn lead_one_batch(s: &Shared) {
-    let mut q = lock(&s.queue);
+/// The log writer's loop: batches until the queue is stopped and drained. `after_batch` is
+/// called with the log's size after each batch that was written (the engine asks for a
+/// checkpoint from there).
+pub(crate) fn run_writer(s: &Shared, q: &Queue, next_sequence: u64, after_batch: impl Fn(u64)) {
     let max = if s.config.group_commit {
         s.config.max_batch_records.max(1)
     } else {
         1
     };
-    let n = q.waiting.len().min(max);
-    let batch: Vec<Queued> = q.waiting.drain(..n).collect();
-    let mut buf = std::mem::take(&mut q.buf);
-    let poisoned = q.poisoned.clone();
-    drop(q);
-    let outcomes = match poisoned {
-        Some(cause) => batch
-            .iter()
-            .map(|_| {
-                Err(Error::Poisoned {
-                    cause: cause.clone(),
-                })
-            })
-            .collect(),
-        None => lead(s, &batch, &mut buf),
+    let mut writer = Writer {
+        next_sequence,
+        buf: Vec::new(),
+        last_batch: 0,
+        last_sync: Duration::ZERO,
     };
-    for (item, outcome) in batch.iter().zip(outcomes) {
-        item.slot.post(|st| st.outcome = Some(outcome));
-    }
-    let mut q = lock(&s.queue);
-    q.buf = buf;
-    match q.waiting.front() {
-        Some(next) => next.slot.post(|st| st.lead = true),
-        None => q.leader_active = false,
+    loop {
+        let linger = MAX_LINGER.min(writer.last_sync / 2);
+        let Some(batch) = q.take(max, writer.last_batch, linger) else {
+            return;
+        };
+        writer.last_batch = batch.len();
+        if let Some(log_bytes) = writer.write(s, batch) {
+            after_batch(log_bytes);
+        }
     }
 }
 
-/// Write, sync and apply one batch. Runs with no queue lock held, holding the log lock.
-fn lead(s: &Shared, batch: &[Queued], buf: &mut Vec<u8>) -> Vec<Outcome> {
-    buf.clear();
-    for item in batch {
-        record::encode(
-            &RecordRef {
-                sequence: item.sequence,
-                timestamp_micros: item.write.timestamp_micros,
-                op: item.write.op,
-                key: &item.write.key,
-                value: &item.write.value,
-            },
-            buf,
-        );
-    }
-    let mut log = lock(&s.log);
-    let mut written_at = Instant::now();
-    let written = (|| -> Result<Option<std::time::Duration>> {
-        // Only a failure that poisons the log comes back from here (a failed sync of the
-        // active segment); a new segment that cannot be created leaves this batch in the
-        // active one.
-        log.roll_over_if_due(batch[0].sequence)?;
-        log.append(buf, batch.len())?;
-        written_at = Instant::now();
-        match s.config.sync {
-            SyncPolicy::Always => log.sync().map(Some),
-            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(None),
+/// The writer thread's own state between batches.
+struct Writer {
+    next_sequence: u64,
+    /// Reused between batches to avoid an allocation per batch.
+    buf: Vec<u8>,
+    last_batch: usize,
+    last_sync: Duration,
+}
+
+impl Writer {
+    /// Write, sync and apply one batch, then complete its writes. Returns the log's size
+    /// when the batch was written.
+    fn write(&mut self, s: &Shared, batch: Vec<Queued>) -> Option<u64> {
+        if let Err(e) = s.poison.check() {
+            fail_all(batch, |_| clone_poisoned(&e));
+            return None;
         }
-    })();
-    let sync = match written {
-        Ok(sync) => sync,
-        Err(e) => {
-            // The log's own account when it has one: it says what else went wrong.
-            let cause = log.failed.clone().unwrap_or_else(|| e.to_string());
-            drop(log);
-            s.poison(&cause);
-            return batch
-                .iter()
-                .map(|_| {
-                    Err(Error::WriteFailed {
-                        cause: cause.clone(),
-                    })
-                })
-                .collect();
-        }
-    };
-    log.counters.batch_sizes.record(batch.len() as u64);
-    // Applied only now that the records are written (and synced, under `always`), in
-    // sequence order, while the log lock keeps checkpoints from seeing a half-applied batch.
-    let synced_at = sync.map(|_| Instant::now());
-    let mut state = s.write_state();
-    let existed: Vec<bool> = batch
-        .iter()
-        .map(|item| {
+        // u64::MAX is never handed out (recovery refuses a log holding it): refuse the
+        // writes rather than overflow.
+        let first = self.next_sequence;
+        let Some(end) = first.checked_add(batch.len() as u64) else {
+            fail_all(batch, |_| {
+                Error::corrupt(
+                    &s.config.dir,
+                    0,
+                    "the log has used every sequence number; no write can follow",
+                )
+            });
+            return None;
+        };
+        self.buf.clear();
+        for (i, item) in batch.iter().enumerate() {
             let w = &item.write;
-            apply(&mut state, w.op, w.key.clone(), w.value.clone())
-        })
-        .collect();
-    drop(state);
-    let timing = BatchTiming {
-        written: written_at,
-        synced: synced_at,
-        applied: Instant::now(),
-        records: batch.len(),
-    };
-    let outcomes = existed.into_iter().map(|e| Ok((e, timing))).collect();
-    if let Some(last) = batch.last() {
-        s.applied.store(last.sequence, Ordering::Release);
+            record::encode(
+                &RecordRef {
+                    sequence: first + i as u64,
+                    timestamp_micros: w.timestamp_micros,
+                    op: w.op,
+                    key: &w.key,
+                    value: &w.value,
+                },
+                &mut self.buf,
+            );
+        }
+        let mut log = lock(&s.log);
+        let mut written_at = Instant::now();
+        let written = (|| -> Result<Option<Duration>> {
+            // Only a failure that poisons the log comes back from here (a failed sync of
+            // the active segment); a new segment that cannot be created leaves this batch
+            // in the active one.
+            log.roll_over_if_due(first)?;
+            log.append(&self.buf, batch.len())?;
+            written_at = Instant::now();
+            match s.config.sync {
+                SyncPolicy::Always => log.sync().map(Some),
+                SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(None),
+            }
+        })();
+        let sync = match written {
+            Ok(sync) => sync,
+            Err(e) => {
+                // The log's own account when it has one: it says what else went wrong.
+                let cause = s
+                    .poison
+                    .cause()
+                    .map_or_else(|| e.to_string(), str::to_owned);
+                s.poison.set(cause.clone());
+                drop(log);
+                fail_all(batch, |_| Error::WriteFailed {
+                    cause: cause.clone(),
+                });
+                return None;
+            }
+        };
+        self.next_sequence = end;
+        self.last_sync = sync.unwrap_or(Duration::ZERO);
+        log.counters.batch_sizes.record(batch.len() as u64);
+        // Applied only now that the records are written (and synced, under `always`), in
+        // sequence order, while the log lock keeps checkpoints from seeing a half-applied
+        // batch. Readers wait for the state lock at most this long: one batch's apply.
+        let synced_at = sync.map(|_| Instant::now());
+        let existed: Vec<bool> = {
+            let mut state = s.write_state();
+            batch
+                .iter()
+                .map(|item| {
+                    let w = &item.write;
+                    apply(&mut state, w.op, w.key.clone(), w.value.clone())
+                })
+                .collect()
+        };
+        s.applied.store(end - 1, Ordering::Release);
+        let log_bytes = log.total_bytes();
+        drop(log);
+        let applied_at = Instant::now();
+        if let Some(obs) = &s.config.observer {
+            obs.batch_written(batch.len(), self.buf.len(), sync);
+        }
+        let records = batch.len();
+        for (i, (item, existed)) in batch.into_iter().zip(existed).enumerate() {
+            let timing = CommitTiming {
+                submitted: item.submitted,
+                written: written_at,
+                synced: synced_at,
+                applied: applied_at,
+                batch_records: records,
+            };
+            (item.done)(Ok(Written {
+                commit: Commit {
+                    sequence: first + i as u64,
+                    timing,
+                },
+                existed,
+            }));
+        }
+        Some(log_bytes)
     }
-    if let Some(obs) = &s.config.observer {
-        obs.batch_written(batch.len(), buf.len(), sync);
+}
+
+fn clone_poisoned(e: &Error) -> Error {
+    match e {
+        Error::Poisoned { cause } => Error::Poisoned {
+            cause: cause.clone(),
+        },
+        other => Error::Poisoned {
+            cause: other.to_string(),
+        },
     }
-    drop(log);
-    outcomes
+}
+
+/// Complete every write of `batch` with the error `make` gives.
+fn fail_all(batch: Vec<Queued>, make: impl Fn(&Queued) -> Error) {
+    for item in batch {
+        let e = make(&item);
+        (item.done)(Err(e));
+    }
+}
+
+/// The background sync of `SyncPolicy::Interval`.
+pub(crate) fn interval_sync(s: &Shared, every: Duration) {
+    let mut stopping = lock(&s.stopping);
+    loop {
+        stopping = s
+            .stopping_cv
+            .wait_timeout(stopping, every)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+        if *stopping {
+            return;
+        }
+        let mut log = lock(&s.log);
+        if log.active.synced_len == log.active.len {
+            continue;
+        }
+        match log.sync() {
+            Ok(took) => {
+                drop(log);
+                if let Some(obs) = &s.config.observer {
+                    obs.interval_synced(took);
+                }
+            }
+            // Never retried: after a failed fsync the kernel may have dropped the dirty
+            // pages, so a later "successful" sync would prove nothing. The log has
+            // poisoned itself, and the engine with it.
+            Err(_) => return,
+        }
+    }
 }

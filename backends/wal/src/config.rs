@@ -114,8 +114,15 @@ pub struct Config {
     /// Whether concurrent writers share one write and one sync (default `true`). Off, each
     /// write is written and synced on its own, to show what group commit buys.
     pub group_commit: bool,
-    /// Take a checkpoint automatically after this many records (default 100; 0 = never).
+    /// Take a checkpoint automatically after this many records (default 100; 0 = never)...
     pub checkpoint_threshold: u64,
+    /// ... and once the log has grown by at least this percentage of the last snapshot's
+    /// size (default 100, as Redis's `auto-aof-rewrite-percentage`). A snapshot writes the
+    /// whole store; taking one every 100 records would make each write cost more as the
+    /// store grows. Waiting until the log is as big as the snapshot bounds the snapshot
+    /// bytes written per logged byte to 100/percent, whatever the store's size. A store
+    /// without a snapshot yet waits for the threshold alone.
+    pub checkpoint_growth_percent: u64,
     /// Start a new segment once the current one reaches this size (default 64 MiB).
     pub segment_bytes: u64,
     /// What recovery does with damage. Default [`RecoveryMode::TolerateCorruptedTail`].
@@ -133,6 +140,7 @@ impl fmt::Debug for Config {
             .field("sync", &self.sync)
             .field("group_commit", &self.group_commit)
             .field("checkpoint_threshold", &self.checkpoint_threshold)
+            .field("checkpoint_growth_percent", &self.checkpoint_growth_percent)
             .field("segment_bytes", &self.segment_bytes)
             .field("recovery_mode", &self.recovery_mode)
             .field("max_batch_records", &self.max_batch_records)
@@ -148,6 +156,7 @@ impl Default for Config {
             sync: SyncPolicy::Always,
             group_commit: true,
             checkpoint_threshold: 100,
+            checkpoint_growth_percent: 100,
             segment_bytes: 64 << 20,
             recovery_mode: RecoveryMode::TolerateCorruptedTail,
             max_batch_records: 1024,
@@ -180,6 +189,13 @@ impl Config {
     /// Set the automatic checkpoint threshold (0 = never automatic).
     pub fn checkpoint_threshold(mut self, records: u64) -> Self {
         self.checkpoint_threshold = records;
+        self
+    }
+
+    /// Set how much the log must have grown, in percent of the last snapshot, before an
+    /// automatic checkpoint (0: the threshold alone decides).
+    pub fn checkpoint_growth_percent(mut self, percent: u64) -> Self {
+        self.checkpoint_growth_percent = percent;
         self
     }
 

@@ -6,115 +6,30 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backoff::Backoff;
-use crate::commit::{Queue, WriteOp};
+use crate::checkpoint::{self, Request as CheckpointRequest};
+use crate::commit::{self, Done, Queue, WriteOp};
 use crate::config::{Config, SyncPolicy};
 use crate::error::{Error, Result};
 use crate::fs::{DirLock, Fs, LOCK_FILE, LockError, RealFs};
-use crate::log::Log;
 use crate::record::{self, Op};
 use crate::report::{
-    CheckpointFailure, CheckpointReport, Commit, LogEntry, PowerLossReport, RecoveryReport, Stats,
+    CheckpointReport, Commit, CommitTiming, LogEntry, PowerLossReport, RecoveryReport, Stats,
+    Written,
 };
 use crate::segment::SegmentFile;
-use crate::{checkpoint, reader, recovery};
-
-/// Shared bytes: keys and values in the state.
-pub type Bytes = Arc<[u8]>;
-/// The state: a persistent ordered map, so a checkpoint can take a copy in O(1) and write it
-/// while writers go on changing the live one.
-pub type State = imbl::OrdMap<Bytes, Bytes>;
-
-/// Apply one operation to a state; returns whether the key existed before (for `Clear`,
-/// whether the state held anything).
-pub(crate) fn apply(state: &mut State, op: Op, key: Bytes, value: Bytes) -> bool {
-    match op {
-        Op::Set => state.insert(key, value).is_some(),
-        Op::Delete => state.remove(&key).is_some(),
-        Op::Clear => {
-            let had = !state.is_empty();
-            *state = State::new();
-            had
-        }
-    }
-}
-
-/// Lock a mutex, ignoring poisoning: every critical section in the engine leaves its data
-/// consistent before anything that can panic, and the engine has its own notion of being
-/// poisoned (by I/O failure), which is what matters for durability.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Checkpoint bookkeeping.
-#[derive(Debug, Default)]
-pub(crate) struct CheckpointStatus {
-    pub running: bool,
-    pub count: u64,
-    pub last: Option<CheckpointReport>,
-    pub failures: u64,
-    pub last_failure: Option<CheckpointFailure>,
-    /// When automatic checkpoints may be tried again after a failure.
-    pub backoff: Backoff,
-}
-
-/// What the engine's threads share.
-pub(crate) struct Shared {
-    pub config: Config,
-    pub fs: Arc<dyn Fs>,
-    pub queue: Mutex<Queue>,
-    /// Held while a batch is written, synced and applied, so whoever holds it sees a state
-    /// that matches the log exactly.
-    pub log: Mutex<Log>,
-    pub state: RwLock<State>,
-    /// The last sequence applied to the state.
-    pub applied: AtomicU64,
-    /// The sequence the newest checkpoint covers.
-    pub checkpointed: AtomicU64,
-    /// One checkpoint at a time.
-    pub checkpoint_gate: Mutex<()>,
-    pub checkpoint_status: Mutex<CheckpointStatus>,
-    pub recovery: RecoveryReport,
-    /// Set to stop background threads.
-    pub stopping: Mutex<bool>,
-    pub stopping_cv: Condvar,
-}
-
-impl Shared {
-    pub(crate) fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether enough records have been written since the last checkpoint for an automatic
-    /// one.
-    pub(crate) fn checkpoint_due(&self) -> bool {
-        let threshold = self.config.checkpoint_threshold;
-        let since =
-            self.applied.load(Ordering::Acquire) - self.checkpointed.load(Ordering::Acquire);
-        threshold > 0 && since >= threshold
-    }
-
-    /// Refuse all further writes, remembering why.
-    pub(crate) fn poison(&self, cause: &str) {
-        let mut q = lock(&self.queue);
-        if q.poisoned.is_none() {
-            q.poisoned = Some(cause.to_string());
-        }
-    }
-}
+use crate::shared::{Bytes, CheckpointStatus, Shared, State, lock};
+use crate::{reader, recovery};
 
 /// The WAL engine. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Engine {
     pub(crate) shared: Arc<Shared>,
+    /// Writes waiting for the log writer thread.
+    queue: Arc<Queue>,
     /// Requests to the checkpoint thread: automatic ones carry no reply channel.
     checkpoint_tx: Option<SyncSender<CheckpointRequest>>,
     threads: Vec<JoinHandle<()>>,
@@ -130,8 +45,6 @@ impl fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
-
-type CheckpointRequest = Option<mpsc::Sender<Result<CheckpointReport>>>;
 
 /// Lower the calling thread's scheduling priority. Checkpoints are long and CPU-heavy;
 /// on a small machine they would otherwise take the core a group-commit leader needs and
@@ -181,12 +94,14 @@ impl Engine {
         if let Some(obs) = &config.observer {
             obs.recovered(&rec.report);
         }
+        let snapshot_bytes = rec.report.snapshot.as_ref().map_or(0, |s| s.bytes);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::new(rec.last_sequence + 1)),
+            poison: rec.log.poison.clone(),
             log: Mutex::new(rec.log),
             state: RwLock::new(rec.state),
             applied: AtomicU64::new(rec.last_sequence),
             checkpointed: AtomicU64::new(rec.checkpoint_sequence),
+            snapshot_bytes: AtomicU64::new(snapshot_bytes),
             checkpoint_gate: Mutex::new(()),
             checkpoint_status: Mutex::new(CheckpointStatus::default()),
             recovery: rec.report,
@@ -200,16 +115,30 @@ impl Engine {
         let s = shared.clone();
         threads.push(spawn("walab-checkpoint", move || {
             lower_priority();
-            checkpoint_thread(&s, &rx);
+            checkpoint::thread(&s, &rx);
+        })?);
+        let queue = Arc::new(Queue::default());
+        let (s, q, ask) = (shared.clone(), queue.clone(), tx.clone());
+        let next_sequence = rec.last_sequence + 1;
+        threads.push(spawn("walab-log-writer", move || {
+            commit::run_writer(&s, &q, next_sequence, |log_bytes| {
+                if s.checkpoint_due(log_bytes)
+                    // Full means one is already asked for: nothing to add.
+                    && let Err(TrySendError::Disconnected(_)) = ask.try_send(None)
+                {
+                    s.poison.set("the checkpoint thread is gone");
+                }
+            });
         })?);
         if let SyncPolicy::Interval(every) = shared.config.sync {
             let s = shared.clone();
             threads.push(spawn("walab-interval-sync", move || {
-                interval_sync(&s, every)
+                commit::interval_sync(&s, every)
             })?);
         }
         Ok(Engine {
             shared,
+            queue,
             checkpoint_tx: Some(tx),
             threads,
             _dir_lock: dir_lock,
@@ -227,48 +156,74 @@ impl Engine {
         Ok(())
     }
 
-    fn write(&self, op: Op, key: &[u8], value: &[u8]) -> Result<(Commit, bool)> {
-        Self::check_size(key, value)?;
-        let op = WriteOp {
+    /// Hand a write to the log writer and return at once; `done` is called with its
+    /// outcome once it is as durable as the policy says and applied (or has failed). This
+    /// is the engine's one write path: the blocking methods below wait on it. A delete of a
+    /// key that is not there, and any write to a poisoned engine, complete at once.
+    pub fn submit(
+        &self,
+        op: Op,
+        key: Bytes,
+        value: Bytes,
+        done: impl FnOnce(Result<Written>) + Send + 'static,
+    ) {
+        if let Err(e) = Self::check_size(&key, &value).and_then(|()| self.shared.poison.check()) {
+            return done(Err(e));
+        }
+        if op == Op::Delete && self.get(&key).is_none() {
+            let now = Instant::now();
+            return done(Ok(Written {
+                commit: Commit {
+                    sequence: self.shared.applied.load(Ordering::Acquire),
+                    timing: CommitTiming {
+                        submitted: now,
+                        written: now,
+                        synced: None,
+                        applied: now,
+                        batch_records: 0,
+                    },
+                },
+                existed: false,
+            }));
+        }
+        let write = WriteOp {
             op,
-            key: Bytes::from(key),
-            value: Bytes::from(value),
+            key,
+            value,
             timestamp_micros: now_micros(),
         };
-        let (sequence, existed, timing) = crate::commit::submit(&self.shared, op)?;
-        self.maybe_checkpoint();
-        Ok((Commit { sequence, timing }, existed))
+        let done: Done = Box::new(done);
+        self.queue.push(write, done);
     }
 
-    /// Ask the checkpoint thread for a checkpoint if the threshold has been reached.
-    fn maybe_checkpoint(&self) {
-        if self.shared.checkpoint_due()
-            && let Some(tx) = &self.checkpoint_tx
-            // Full means one is already asked for: nothing to add.
-            && let Err(TrySendError::Disconnected(_)) = tx.try_send(None)
-        {
-            self.shared.poison("the checkpoint thread is gone");
-        }
+    /// [`Engine::submit`], waiting for the outcome.
+    fn write(&self, op: Op, key: &[u8], value: &[u8]) -> Result<Written> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(op, Bytes::from(key), Bytes::from(value), move |r| {
+            let _ = tx.send(r);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(Error::Poisoned {
+                cause: "the log writer thread is gone".into(),
+            })
+        })
     }
 
     /// Store `value` under `key`; returns once the record is as durable as the policy says.
     pub fn set(&self, key: &[u8], value: &[u8]) -> Result<Commit> {
-        Ok(self.write(Op::Set, key, value)?.0)
+        Ok(self.write(Op::Set, key, value)?.commit)
     }
 
     /// Remove `key`; `None` when it was not there (nothing is logged if it was absent
     /// before the call).
     pub fn delete(&self, key: &[u8]) -> Result<Option<Commit>> {
-        if self.get(key).is_none() {
-            return Ok(None);
-        }
-        let (commit, existed) = self.write(Op::Delete, key, &[])?;
-        Ok(existed.then_some(commit))
+        let written = self.write(Op::Delete, key, &[])?;
+        Ok(written.existed.then_some(written.commit))
     }
 
     /// Remove every key with one record: after a crash, all cleared or nothing cleared.
     pub fn clear(&self) -> Result<Commit> {
-        Ok(self.write(Op::Clear, &[], &[])?.0)
+        Ok(self.write(Op::Clear, &[], &[])?.commit)
     }
 
     /// Read one key.
@@ -421,7 +376,7 @@ impl Engine {
     /// a simulated power loss) made what is on disk unknown until it is reopened. `None`
     /// while it takes writes.
     pub fn poisoned(&self) -> Option<String> {
-        lock(&self.shared.queue).poisoned.clone()
+        self.shared.poison.cause().map(str::to_owned)
     }
 
     /// What recovery found when the engine was opened.
@@ -438,8 +393,8 @@ impl Engine {
     /// the log back to what was synced (optionally leaving a torn fragment). The caller
     /// kills the process next.
     pub fn simulate_power_loss(&self, torn_fragment: bool) -> Result<PowerLossReport> {
-        self.shared.poison("a simulated power loss is under way");
         // Waits for a batch in flight: under `always` it is synced before the lock is free.
+        // The cut poisons the log first thing, so no batch after it is written or applied.
         let mut log = lock(&self.shared.log);
         log.cut_to_synced(torn_fragment)
     }
@@ -449,6 +404,8 @@ impl Drop for Engine {
     fn drop(&mut self) {
         *lock(&self.shared.stopping) = true;
         self.shared.stopping_cv.notify_all();
+        // The writer finishes what is queued first: those writes were handed over.
+        self.queue.stop();
         self.checkpoint_tx = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -466,70 +423,4 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.into())
         .spawn(f)
         .map_err(|e| Error::Config(format!("cannot start thread {name}: {e}")))
-}
-
-/// The checkpoint thread: runs the checkpoints asked for, one at a time. While a failure
-/// holds automatic checkpoints back, automatic requests are dropped; when the wait is over
-/// the thread checks the threshold itself, so a store that has stopped taking writes is
-/// still checkpointed. A requested checkpoint is run at once, whatever the wait.
-fn checkpoint_thread(s: &Shared, rx: &Receiver<CheckpointRequest>) {
-    loop {
-        let wait = lock(&s.checkpoint_status).backoff.remaining(Instant::now());
-        let request = match wait {
-            None => match rx.recv() {
-                Ok(request) => request,
-                Err(_) => return,
-            },
-            Some(wait) => match rx.recv_timeout(wait) {
-                Ok(request) => request,
-                Err(RecvTimeoutError::Timeout) if s.checkpoint_due() => None,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => return,
-            },
-        };
-        match request {
-            Some(reply) => {
-                let _ = reply.send(checkpoint::run(s, false));
-            }
-            None => {
-                if lock(&s.checkpoint_status).backoff.ready(Instant::now()) {
-                    // Counted and reported inside; the wait before the next try grows.
-                    let _ = checkpoint::run(s, true);
-                }
-            }
-        }
-    }
-}
-
-/// The background sync of `SyncPolicy::Interval`.
-fn interval_sync(s: &Shared, every: Duration) {
-    let mut stopping = lock(&s.stopping);
-    loop {
-        stopping = s
-            .stopping_cv
-            .wait_timeout(stopping, every)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|e| e.into_inner().0);
-        if *stopping {
-            return;
-        }
-        let mut log = lock(&s.log);
-        if log.active.synced_len == log.active.len {
-            continue;
-        }
-        match log.sync() {
-            Ok(took) => {
-                if let Some(obs) = &s.config.observer {
-                    obs.interval_synced(took);
-                }
-            }
-            Err(e) => {
-                drop(log);
-                // Never retried: after a failed fsync the kernel may have dropped the
-                // dirty pages, so a later "successful" sync would prove nothing.
-                s.poison(&e.to_string());
-                return;
-            }
-        }
-    }
 }

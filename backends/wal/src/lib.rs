@@ -6,6 +6,8 @@
 //! # Guarantees
 //! - A write is applied to the state only after its record is written (and, under
 //!   [`SyncPolicy::Always`], synced), in sequence order; it is acknowledged after that.
+//!   [`Engine::submit`] takes a completion instead of blocking a thread, so a server can
+//!   await it on any runtime; [`Engine::set`] and friends wait on it.
 //! - Sequence numbers strictly increase for the life of a data directory: across
 //!   checkpoints, restarts, crashes and clears.
 //! - A failed write or sync fails every write of its batch, leaves the state unchanged and
@@ -29,9 +31,12 @@
 //! - [`reader`]: reading a segment back and classifying how it ends.
 //! - [`snapshot`]: snapshot files: atomic write, verified load.
 //! - [`recovery`]: open a directory: snapshot + replay + torn-tail repair.
-//! - [`commit`]: the append path and group commit.
+//! - `shared`: the state, the log and the counters the engine's threads share, and `apply`:
+//!   the bottom layer every other module imports from (never the other way round).
+//! - `poison`: the one flag that says writes are refused, and why.
+//! - [`commit`]: the log writer thread, group commit, and the interval sync.
 //! - [`checkpoint`]: snapshot the state and drop redundant segments while writers go on.
-//! - [`engine`]: [`Engine`], the facade.
+//! - [`engine`]: [`Engine`], the facade: open, submit, read, checkpoint, stats.
 //! - [`fs`]: the storage seam: the real file system and a simulated one for crash tests.
 //! - [`observer`]: hooks for metrics and traces.
 //! - [`inspect`]: a read-only report on a data directory, checksums verified.
@@ -50,13 +55,16 @@ pub mod fs;
 pub mod inspect;
 mod log;
 pub mod observer;
+mod poison;
 pub mod reader;
 pub mod record;
 pub mod recovery;
 pub mod report;
 pub mod segment;
+mod shared;
 pub mod snapshot;
 
+pub use commit::Done;
 pub use config::{Config, RecoveryMode, SyncPolicy};
 pub use engine::Engine;
 pub use error::{Error, Result};
@@ -64,5 +72,6 @@ pub use observer::Observer;
 pub use record::Op;
 pub use report::{
     BatchSizes, CheckpointFailure, CheckpointReport, Commit, CommitTiming, LogEntry,
-    PowerLossReport, RecoveryReport, SnapshotInfo, Stats,
+    PowerLossReport, RecoveryReport, SnapshotInfo, Stats, Written,
 };
+pub use shared::{Bytes, State};

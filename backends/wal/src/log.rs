@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::fs::{Fs, FsFile};
+use crate::poison::Poison;
 use crate::report::{BatchSizes, PowerLossReport};
 use crate::segment;
 
@@ -63,10 +64,9 @@ pub(crate) struct Log {
     pub segment_bytes: u64,
     pub counters: LogCounters,
     /// Set by the first failed write or sync (or a simulated power loss): from then on the
-    /// log refuses every write, sync and roll-over. What is on disk is unknown until
-    /// recovery reads it again, and a failed fsync must never be retried as if it could
-    /// make the data safe.
-    pub failed: Option<String>,
+    /// log refuses every write, sync and roll-over. Shared with the engine, which refuses
+    /// new writes on the same flag.
+    pub poison: Arc<Poison>,
     /// When a size roll-over may be tried again after one failed.
     pub roll_over: Backoff,
 }
@@ -117,17 +117,12 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, first_sequence: u64) -> Re
 impl Log {
     /// Refuse to touch the files once a failure has made their state unknown.
     fn check(&self) -> Result<()> {
-        match &self.failed {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
-            None => Ok(()),
-        }
+        self.poison.check()
     }
 
     /// Remember a failure; every later operation is refused.
     fn fail(&mut self, e: Error) -> Error {
-        self.failed.get_or_insert_with(|| e.to_string());
+        self.poison.set(e.to_string());
         e
     }
 
@@ -168,7 +163,7 @@ impl Log {
     ///
     /// A failed sync of the active segment poisons the log. A failed creation of the new
     /// segment does not: the error is returned, the log is unchanged and usable, and
-    /// [`Log::failed`] stays `None`, which is how a caller tells the two apart. Only if
+    /// [`Log::poison`] stays unset, which is how a caller tells the two apart. Only if
     /// the half-made file cannot be removed does the log fail, since recovery would meet it
     /// later as a broken segment after the active one.
     pub fn rotate(&mut self, first_sequence: u64) -> Result<()> {
@@ -181,7 +176,7 @@ impl Log {
             Err(e) => {
                 let path = self.dir.join(segment::file_name(first_sequence));
                 if let Err(cleanup) = discard_segment(self.fs.as_ref(), &self.dir, &path) {
-                    self.failed = Some(format!(
+                    self.poison.set(format!(
                         "{e}; the partly created segment could not be removed ({cleanup})"
                     ));
                 }
@@ -208,7 +203,7 @@ impl Log {
             return Ok(());
         }
         match self.rotate(first_sequence) {
-            Err(e) if self.failed.is_some() => Err(e),
+            Err(e) if self.poison.is_set() => Err(e),
             Err(_) => {
                 self.counters.roll_over_failures += 1;
                 self.roll_over.failed(now);
@@ -269,7 +264,8 @@ impl Log {
         self.check()?;
         // Nothing may touch the log after the cut: a later roll-over would seal the torn
         // fragment into the middle of the log, where recovery rightly calls it damage.
-        self.failed = Some("a simulated power loss cut the log; restart to recover".into());
+        self.poison
+            .set("a simulated power loss cut the log; restart to recover");
         let a = &mut self.active;
         let unsynced = a.len - a.synced_len;
         let fragment = if torn_fragment && unsynced > 1 {
@@ -312,7 +308,7 @@ mod tests {
             sealed: Vec::new(),
             segment_bytes: 1 << 20,
             counters: LogCounters::default(),
-            failed: None,
+            poison: Arc::default(),
             roll_over: Backoff::default(),
         }
     }

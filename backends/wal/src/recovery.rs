@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::{Config, RecoveryMode};
-use crate::engine::{Bytes, State, apply};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
 use crate::log::{Active, Log, LogCounters, Sealed, create_segment};
@@ -15,6 +14,7 @@ use crate::reader::{self, End};
 use crate::record::RecordRef;
 use crate::report::{RecoveryReport, SnapshotInfo};
 use crate::segment::{self, SegmentFile};
+use crate::shared::{Bytes, State, apply};
 use crate::snapshot;
 
 /// What opening a directory produced.
@@ -269,7 +269,7 @@ fn open_log(
         sealed,
         segment_bytes: config.segment_bytes,
         counters: LogCounters::default(),
-        failed: None,
+        poison: Arc::default(),
         roll_over: Backoff::default(),
     };
     // Segments wholly covered by the snapshot are left over from a checkpoint that was cut

@@ -16,6 +16,15 @@ pub struct Commit {
     pub timing: CommitTiming,
 }
 
+/// What a finished write tells its writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Its sequence number and timing.
+    pub commit: Commit,
+    /// Whether the key existed before (for a clear, whether the store held anything).
+    pub existed: bool,
+}
+
 /// When each step of one write happened: the writer queued it, its batch was written, synced
 /// (under `SyncPolicy::Always`) and applied. Writes of one batch share the last three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,9 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Bytes, State};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
+use crate::shared::{Bytes, State};
 
 /// The magic bytes a snapshot opens with.
 pub const MAGIC: &[u8; 8] = b"WALABSNP";
