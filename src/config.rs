@@ -29,6 +29,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `CHECKPOINT_THRESHOLD`: records between automatic checkpoints (default 100; 0 = never).
     pub checkpoint_threshold: u64,
+    /// `CHECKPOINT_GROWTH_PERCENT`: an automatic checkpoint also waits until the log has
+    /// grown by this share of the last snapshot (default 100; 0 = the threshold alone).
+    pub checkpoint_growth_percent: u64,
     /// `FSYNC`: the WAL's sync policy (default always).
     pub fsync: SyncPolicy,
     /// `GROUP_COMMIT`: whether concurrent WAL writers share a sync (default on).
@@ -162,6 +165,15 @@ impl Config {
                 ),
             })?,
         };
+        let checkpoint_growth_percent = match get("CHECKPOINT_GROWTH_PERCENT") {
+            None => 100,
+            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
+                var: "CHECKPOINT_GROWTH_PERCENT",
+                message: format!(
+                    "expected a whole percentage of the last snapshot's size (0: the threshold alone decides), got '{v}'"
+                ),
+            })?,
+        };
         let segment_bytes = match get("SEGMENT_BYTES") {
             None => 64 << 20,
             Some(v) => match v.parse::<u64>() {
@@ -250,6 +262,7 @@ impl Config {
             port,
             data_dir: get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             checkpoint_threshold,
+            checkpoint_growth_percent,
             fsync: opt_parse("FSYNC", get("FSYNC"), SyncPolicy::from_str)?.unwrap_or_default(),
             group_commit,
             recovery_mode: opt_parse(
@@ -284,6 +297,7 @@ impl Config {
             .sync(self.fsync)
             .group_commit(self.group_commit)
             .checkpoint_threshold(self.checkpoint_threshold)
+            .checkpoint_growth_percent(self.checkpoint_growth_percent)
             .segment_bytes(self.segment_bytes)
             .recovery_mode(self.recovery_mode);
         BackendConfig {
@@ -376,6 +390,7 @@ mod tests {
         assert_eq!(c.port, 8000);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.checkpoint_threshold, 100);
+        assert_eq!(c.checkpoint_growth_percent, 100);
         assert_eq!(c.fsync, SyncPolicy::Always);
         assert!(c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
@@ -396,6 +411,7 @@ mod tests {
             ("PORT", "8003"),
             ("DATA_DIR", "/tmp/x"),
             ("CHECKPOINT_THRESHOLD", "0"),
+            ("CHECKPOINT_GROWTH_PERCENT", "50"),
             ("FSYNC", "interval:250"),
             ("GROUP_COMMIT", "off"),
             ("RECOVERY_MODE", "point-in-time"),
@@ -453,6 +469,7 @@ mod tests {
         assert!(!c.wal_enabled());
         let b = c.backend_config();
         assert_eq!(b.wal.checkpoint_threshold, 0);
+        assert_eq!(b.wal.checkpoint_growth_percent, 50);
         assert_eq!(b.wal.dir, PathBuf::from("/tmp/x"));
     }
 
@@ -503,6 +520,11 @@ mod tests {
             ("MAX_VALUE_BYTES", "0", "at least 1"),
             ("MAX_VALUE_BYTES", "1MB", "got '1MB'"),
             ("WALAB_RESTARTS", "x", "expected a whole number"),
+            (
+                "CHECKPOINT_GROWTH_PERCENT",
+                "half",
+                "expected a whole percentage",
+            ),
             ("MAX_CONNECTIONS", "0", "at least 1"),
             (
                 "HEADER_TIMEOUT_MS",

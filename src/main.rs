@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+/// See the note beside `mimalloc` in Cargo.toml: measured, not assumed.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use walab::Config;
 use walab::lab::{LabOptions, Ports};
 

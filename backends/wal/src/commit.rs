@@ -10,10 +10,11 @@
 //!
 //! **Adaptive group commit.** Over HTTP the writers of a large batch send their next
 //! requests a little after their answers go out, so a writer that syncs again at once
-//! carries few of them. When the last batch was large and fewer writes are queued than it
-//! held, the writer waits a little longer for them: at most [`MAX_LINGER`], and at most half
-//! the last sync's time, so the wait can never cost more than a fraction of the sync it
-//! saves. A lone writer (last batch of one) never waits.
+//! carries few of them. When recent batches were large and fewer writes are queued than
+//! the largest of them held, the writer waits a little longer for them: at most
+//! [`MAX_LINGER`], and at most half the last sync's time, so the wait can never cost more
+//! than a fraction of the sync it saves, and it is woken once, when the batch is full. A
+//! lone writer (batches of one) never waits.
 //!
 //! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
 //! engine: everything queued after it fails too, and nothing is written until reopen. A
@@ -60,8 +61,10 @@ struct Queued {
 #[derive(Default)]
 struct Pending {
     items: VecDeque<Queued>,
-    /// The writer is asleep on the condvar and must be woken.
-    writer_waiting: bool,
+    /// The writer is asleep on the condvar and must be woken once the queue holds this
+    /// many writes (0: it is awake). Lingering for a batch of 40, it is woken once, by the
+    /// 40th write, not by each of them.
+    wake_at: usize,
     /// The engine is being dropped: write what is queued, then stop.
     stopping: bool,
 }
@@ -91,8 +94,8 @@ impl Queue {
             done,
         });
         // One wake-up per sleep, not per write: the writer drains everything it finds.
-        if p.writer_waiting {
-            p.writer_waiting = false;
+        if p.wake_at > 0 && p.items.len() >= p.wake_at {
+            p.wake_at = 0;
             drop(p);
             self.cv.notify_one();
         }
@@ -112,24 +115,25 @@ impl Queue {
             if p.stopping {
                 return None;
             }
-            p.writer_waiting = true;
+            p.wake_at = 1;
             p = self.cv.wait(p).unwrap_or_else(|e| e.into_inner());
         }
-        if want > 1 && !linger.is_zero() && p.items.len() < want.min(max) {
+        let want = want.min(max);
+        if want > 1 && !linger.is_zero() && p.items.len() < want {
             let deadline = Instant::now() + linger;
-            while p.items.len() < want.min(max) && !p.stopping {
+            while p.items.len() < want && !p.stopping {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                p.writer_waiting = true;
+                p.wake_at = want;
                 p = self
                     .cv
                     .wait_timeout(p, deadline - now)
                     .map(|(g, _)| g)
                     .unwrap_or_else(|e| e.into_inner().0);
             }
-            p.writer_waiting = false;
+            p.wake_at = 0;
         }
         let n = p.items.len().min(max);
         Some(p.items.drain(..n).collect())
@@ -148,15 +152,18 @@ pub(crate) fn run_writer(s: &Shared, q: &Queue, next_sequence: u64, after_batch:
     let mut writer = Writer {
         next_sequence,
         buf: Vec::new(),
-        last_batch: 0,
+        recent_max: 0,
         last_sync: Duration::ZERO,
     };
     loop {
         let linger = MAX_LINGER.min(writer.last_sync / 2);
-        let Some(batch) = q.take(max, writer.last_batch, linger) else {
+        let Some(batch) = q.take(max, writer.recent_max, linger) else {
             return;
         };
-        writer.last_batch = batch.len();
+        // The largest recent batch, forgotten slowly: how many writers there are, as far
+        // as the writer can tell. A lone writer's batches of one bring it down to 1 (no
+        // waiting) within a few dozen batches.
+        writer.recent_max = batch.len().max(writer.recent_max - writer.recent_max / 8);
         if let Some(log_bytes) = writer.write(s, batch) {
             after_batch(log_bytes);
         }
@@ -168,7 +175,8 @@ struct Writer {
     next_sequence: u64,
     /// Reused between batches to avoid an allocation per batch.
     buf: Vec<u8>,
-    last_batch: usize,
+    /// The largest recent batch (decaying): how many writes to wait for.
+    recent_max: usize,
     last_sync: Duration,
 }
 
