@@ -48,7 +48,7 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `OTEL_SERVICE_NAME`, or `walab-<backend>`.
     pub service_name: String,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: kept for the exporter (not wired yet).
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go, over OTLP/HTTP (`src/traces.rs`).
     pub otlp_endpoint: Option<String>,
     /// `OTEL_SDK_DISABLED=true` turns traces off even with an endpoint (the spec's switch,
     /// which the Rust SDK does not read itself).

@@ -1,5 +1,5 @@
-//! The HTTP contract of API.md for /health, /admin/* and /metrics, for every backend,
-//! through `walab::app(state)` and `oneshot`.
+//! The HTTP contract (README "Endpoints", `GET /openapi.json`) for /health, /admin/* and
+//! /metrics, for every backend, through `walab::app(state)` and `oneshot`.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The runbook's claims (API.md, "acceptance test"), over real HTTP against `walab lab`.
+//! The runbook's claims (RUNBOOK.md), over real HTTP against `walab lab`.
 //!
 //! Each test starts its own lab on free ports with its data in a temp dir, and does what
 //! `seed-runbook.md` does with curl, asserting what the runbook says the user will see.

@@ -159,7 +159,8 @@ fn attempt(s: &Shared) -> Outcome {
     };
     lock(&s.checkpoint_status).running = true;
     let dir = s.config.dir.as_path();
-    let result = match snapshot::write(s.fs.as_ref(), dir, sequence, &state) {
+    let pace = s.config.snapshot_bytes_per_sec;
+    let result = match snapshot::write_paced(s.fs.as_ref(), dir, sequence, &state, pace) {
         Ok((path, bytes)) => {
             s.snapshot_bytes.store(bytes, Ordering::Release);
             remove_redundant(s, sequence, &path).map(|removed| (bytes, removed))

@@ -127,6 +127,9 @@ pub struct Config {
     pub segment_bytes: u64,
     /// What recovery does with damage. Default [`RecoveryMode::TolerateCorruptedTail`].
     pub recovery_mode: RecoveryMode,
+    /// Write snapshots at most this fast, in bytes per second (0, the default: as fast as
+    /// the disk takes them). See [`crate::snapshot::write_paced`].
+    pub snapshot_bytes_per_sec: u64,
     /// The most records one group commit writes and syncs at once (default 1024).
     pub max_batch_records: usize,
     /// Told about every sync and checkpoint (for metrics and traces). Default: nobody.
@@ -143,6 +146,7 @@ impl fmt::Debug for Config {
             .field("checkpoint_growth_percent", &self.checkpoint_growth_percent)
             .field("segment_bytes", &self.segment_bytes)
             .field("recovery_mode", &self.recovery_mode)
+            .field("snapshot_bytes_per_sec", &self.snapshot_bytes_per_sec)
             .field("max_batch_records", &self.max_batch_records)
             .field("observer", &self.observer.is_some())
             .finish()
@@ -159,6 +163,7 @@ impl Default for Config {
             checkpoint_growth_percent: 100,
             segment_bytes: 64 << 20,
             recovery_mode: RecoveryMode::TolerateCorruptedTail,
+            snapshot_bytes_per_sec: 0,
             max_batch_records: 1024,
             observer: None,
         }
@@ -208,6 +213,12 @@ impl Config {
     /// Set the recovery mode.
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
         self.recovery_mode = mode;
+        self
+    }
+
+    /// Write snapshots at most this fast (0: unpaced).
+    pub fn snapshot_bytes_per_sec(mut self, rate: u64) -> Self {
+        self.snapshot_bytes_per_sec = rate;
         self
     }
 

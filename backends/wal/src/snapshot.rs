@@ -70,9 +70,23 @@ pub fn find(dir: &Path, names: &[String]) -> Vec<(u64, PathBuf)> {
 /// On failure the temporary file is removed (best effort): on a full disk it would hold
 /// the very space the next attempt needs. Recovery removes any that is left.
 pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(PathBuf, u64)> {
+    write_paced(fs, dir, sequence, state, 0)
+}
+
+/// [`write`], at most `bytes_per_sec` (0: as fast as the disk takes it). The log's
+/// fdatasync waits for the device's cache flush, which waits for whatever else is being
+/// written back; a snapshot written at full speed puts megabytes in front of every sync
+/// and shows up in the writes' p99. Spread out, each sync waits behind less of it.
+pub fn write_paced(
+    fs: &dyn Fs,
+    dir: &Path,
+    sequence: u64,
+    state: &State,
+    bytes_per_sec: u64,
+) -> Result<(PathBuf, u64)> {
     let path = dir.join(file_name(sequence));
     let tmp = dir.join(format!("{}.tmp", file_name(sequence)));
-    let result = write_tmp(fs, &tmp, sequence, state).and_then(|size| {
+    let result = write_tmp(fs, &tmp, sequence, state, bytes_per_sec).and_then(|size| {
         fs.rename(&tmp, &path).map_err(Error::io("rename", &tmp))?;
         Ok(size)
     });
@@ -92,7 +106,14 @@ pub fn write(fs: &dyn Fs, dir: &Path, sequence: u64, state: &State) -> Result<(P
 }
 
 /// Write and sync the snapshot's bytes to `tmp`; returns their size.
-fn write_tmp(fs: &dyn Fs, tmp: &Path, sequence: u64, state: &State) -> Result<u64> {
+fn write_tmp(
+    fs: &dyn Fs,
+    tmp: &Path,
+    sequence: u64,
+    state: &State,
+    bytes_per_sec: u64,
+) -> Result<u64> {
+    let started = std::time::Instant::now();
     let mut file = fs.create(tmp).map_err(Error::io("create", tmp))?;
     let mut buf = Vec::with_capacity(CHUNK + 4096);
     buf.extend_from_slice(MAGIC);
@@ -112,6 +133,12 @@ fn write_tmp(fs: &dyn Fs, tmp: &Path, sequence: u64, state: &State) -> Result<u6
             file.write_back()
                 .map_err(Error::io("sync_file_range", tmp))?;
             dirty = 0;
+            if bytes_per_sec > 0 {
+                let due = std::time::Duration::from_secs_f64(size as f64 / bytes_per_sec as f64);
+                if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(ahead);
+                }
+            }
         }
         buf.clear();
         Ok(())
