@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Check that the Compose stack, the Prometheus and Grafana files and RUNBOOK.md agree.
 
-Usage: compose_check.py CONFIG_JSON
-CONFIG_JSON is `docker-compose --profile k6 config --format json` run from the repository
-root: Compose's own resolved model (paths absolute, anchors and merges applied), so this
-script checks what Compose will run rather than re-parsing the YAML.
+Usage: compose_check.py CONFIG_JSON DEFAULT_SERVICES
+CONFIG_JSON is `docker-compose --profile k6 --profile full config --format json` run from the
+repository root: Compose's own resolved model (paths absolute, anchors and merges applied),
+so this script checks what Compose will run rather than re-parsing the YAML.
+DEFAULT_SERVICES is `docker-compose config --services`: what a plain `up` starts.
 
 Checks:
 - the stores: kv-wal, kv-memory, kv-sled publish 8001, 8002, 8003 (RUNBOOK.md's table and
   API.md's ports) onto the port the server listens on, run the backend their name says,
-  `restart: always`, `init: true`, a healthcheck that asks /health, a named volume on /data;
-- the volumes are named lab25-wal-data, lab25-nowal-data, lab25-sled-data;
+  `restart: always`, `init: true`, a healthcheck that asks /health and passes only on
+  "status":"ok", a named volume on /data;
+- the volumes are named lab25-wal-data, lab25-nowal-data, lab25-sled-data and
+  lab25-prometheus-data (Prometheus keeps no anonymous volume for `down` to leave behind);
 - Prometheus 9090, Grafana 3001 (admin/admin), Jaeger 16686 + OTLP 4317/4318;
-- lab25-k6 sits under a profile with k6/ mounted at /scripts;
+- a plain `up` starts the stores and Prometheus only: Grafana and Jaeger sit under a profile
+  (no registry here has them), and so does lab25-k6;
+- Prometheus and lab25-k6 wait for every store to be healthy (`condition: service_healthy`);
+- lab25-k6 has k6/ mounted at /scripts and sets what k6/lib.js reads (IN_COMPOSE and the
+  three URLs, on the port the stores listen on), and lib.js's IN_COMPOSE defaults agree;
 - every `localhost:PORT` in RUNBOOK.md is a port the stack publishes (but 8000, the lab's
   own page, which only `walab lab` serves);
 - every `lab25-...` name in RUNBOOK.md is a service or volume of the stack;
@@ -30,6 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 STORES = {"kv-wal": ("wal", 8001, "lab25-wal-data"),
           "kv-memory": ("memory", 8002, "lab25-nowal-data"),
           "kv-sled": ("sled", 8003, "lab25-sled-data")}
+PROMETHEUS_VOLUME = "lab25-prometheus-data"
+DEFAULT_SERVICES = set(STORES) | {"prometheus"}
 UI = {"prometheus": [9090], "grafana": [3001], "jaeger": [16686, 4317, 4318]}
 
 failures = []
@@ -47,6 +56,7 @@ def published(service):
 
 def main():
     config = json.loads(Path(sys.argv[1]).read_text())
+    default = set(Path(sys.argv[2]).read_text().split())
     services, volumes = config["services"], config.get("volumes", {})
     volume_names = {v.get("name", k) for k, v in volumes.items()}
 
@@ -63,14 +73,27 @@ def main():
         check(s.get("init") is True, f"{name} runs under an init (so /admin/crash's SIGKILL works)")
         test = " ".join(s.get("healthcheck", {}).get("test", []))
         check("/health" in test and f"/{inner}" in test, f"{name} healthcheck asks /health on {inner}")
+        check('"status":"ok"' in test, f'{name} healthcheck passes only on "status":"ok" (not recovering, not poisoned)')
         mounts = {v["target"]: v.get("source") for v in s.get("volumes", [])}
         src = mounts.get("/data")
         check(src in volumes and volumes[src].get("name") == volume,
               f"{name} keeps /data on the volume named {volume}")
         check(env.get("DATA_DIR", "/data") == "/data", f"{name} DATA_DIR is /data")
         check("build" in s, f"{name} is built from the repository's Dockerfile")
-    check(volume_names == {v for _, _, v in STORES.values()},
+    check(volume_names == {v for _, _, v in STORES.values()} | {PROMETHEUS_VOLUME},
           f"volumes are {sorted(volume_names)}")
+    pm = {v["target"]: v.get("source") for v in services.get("prometheus", {}).get("volumes", [])}
+    check(volumes.get(pm.get("/prometheus"), {}).get("name") == PROMETHEUS_VOLUME,
+          f"prometheus keeps /prometheus on the volume named {PROMETHEUS_VOLUME}")
+
+    check(default == DEFAULT_SERVICES,
+          f"a plain `up` starts {sorted(DEFAULT_SERVICES)} (it starts {sorted(default)})")
+    for name in ("grafana", "jaeger", "lab25-k6"):
+        check(bool(services.get(name, {}).get("profiles")), f"{name} is under a profile")
+    for name in ("prometheus", "lab25-k6"):
+        deps = services.get(name, {}).get("depends_on", {})
+        check(all(deps.get(st, {}).get("condition") == "service_healthy" for st in STORES),
+              f"{name} waits for {', '.join(STORES)} to be healthy")
 
     for name, ports in UI.items():
         s = services.get(name, {})
@@ -83,9 +106,16 @@ def main():
           "jaeger is the v2 image")
 
     k6 = services.get("lab25-k6", {})
-    check(bool(k6.get("profiles")), "lab25-k6 is under a profile")
     k6_mounts = {v["target"]: v.get("source") for v in k6.get("volumes", [])}
     check(k6_mounts.get("/scripts") == str(REPO / "k6"), "lab25-k6 mounts k6/ at /scripts")
+    k6_env = k6.get("environment", {})
+    check(bool(k6_env.get("IN_COMPOSE")), "lab25-k6 sets IN_COMPOSE (k6/lib.js's switch)")
+    lib = (REPO / "k6" / "lib.js").read_text()
+    for name, (backend, _, _) in STORES.items():
+        inner = services.get(name, {}).get("environment", {}).get("PORT", "8000")
+        url = f"http://{name}:{inner}"
+        check(k6_env.get(f"{backend.upper()}_URL") == url, f"lab25-k6 sets {backend.upper()}_URL={url}")
+        check(f"{backend}: '{url}'" in lib, f"k6/lib.js's IN_COMPOSE default for {backend} is {url}")
 
     all_ports = {p for s in services.values() for p in published(s)}
     runbook = (REPO / "RUNBOOK.md").read_text()
