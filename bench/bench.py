@@ -59,7 +59,7 @@ WAL_DEFAULTS = {"fsync_policy": "always", "group_commit": True, "checkpoint_thre
 # Every variable walab serve reads (src/config.rs): none leaks in from the caller's environment,
 # so each row runs with exactly the settings it names, and wal-defaults at the defaults.
 WALAB_VARS = ["KV_BACKEND", "WAL_ENABLED", "HOST", "PORT", "DATA_DIR", "FSYNC", "GROUP_COMMIT",
-              "CHECKPOINT_THRESHOLD", "CHECKPOINT_GROWTH_PERCENT", "SEGMENT_BYTES", "RECOVERY_MODE", "SLED_FLUSH",
+              "CHECKPOINT_THRESHOLD", "CHECKPOINT_GROWTH_PERCENT", "SNAPSHOT_BYTES_PER_SEC", "SEGMENT_BYTES", "RECOVERY_MODE", "SLED_FLUSH",
               "MAX_VALUE_BYTES", "ADMIN_TOKEN", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "HEADER_TIMEOUT_MS",
               "BODY_TIMEOUT_MS", "REQUEST_TIMEOUT_MS", "MAX_HEADER_BYTES", "MAX_BODY_BYTES_IN_FLIGHT",
               "WALAB_RESTARTS", "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "RUST_LOG"]

@@ -38,6 +38,9 @@ pub struct Config {
     pub group_commit: bool,
     /// `RECOVERY_MODE`: what WAL recovery does with damage (default tolerate-corrupted-tail).
     pub recovery_mode: RecoveryMode,
+    /// `SNAPSHOT_BYTES_PER_SEC`: how fast checkpoints write snapshots (default 20 MB/s; 0:
+    /// unpaced), so a big snapshot does not queue ahead of every log sync.
+    pub snapshot_bytes_per_sec: u64,
     /// `SEGMENT_BYTES`: WAL segment size (default 64 MiB).
     pub segment_bytes: u64,
     /// `SLED_FLUSH`: when sled flushes (default background).
@@ -174,6 +177,15 @@ impl Config {
                 ),
             })?,
         };
+        let snapshot_bytes_per_sec = match get("SNAPSHOT_BYTES_PER_SEC") {
+            None => walab_wal::Config::default().snapshot_bytes_per_sec,
+            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
+                var: "SNAPSHOT_BYTES_PER_SEC",
+                message: format!(
+                    "expected a whole number of bytes per second (0: as fast as the disk takes it), got '{v}'"
+                ),
+            })?,
+        };
         let segment_bytes = match get("SEGMENT_BYTES") {
             None => 64 << 20,
             Some(v) => match v.parse::<u64>() {
@@ -263,6 +275,7 @@ impl Config {
             data_dir: get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
             checkpoint_threshold,
             checkpoint_growth_percent,
+            snapshot_bytes_per_sec,
             fsync: opt_parse("FSYNC", get("FSYNC"), SyncPolicy::from_str)?.unwrap_or_default(),
             group_commit,
             recovery_mode: opt_parse(
@@ -298,6 +311,7 @@ impl Config {
             .group_commit(self.group_commit)
             .checkpoint_threshold(self.checkpoint_threshold)
             .checkpoint_growth_percent(self.checkpoint_growth_percent)
+            .snapshot_bytes_per_sec(self.snapshot_bytes_per_sec)
             .segment_bytes(self.segment_bytes)
             .recovery_mode(self.recovery_mode);
         BackendConfig {
@@ -391,6 +405,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.checkpoint_threshold, 100);
         assert_eq!(c.checkpoint_growth_percent, 100);
+        assert_eq!(c.snapshot_bytes_per_sec, 20_000_000);
         assert_eq!(c.fsync, SyncPolicy::Always);
         assert!(c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
@@ -412,6 +427,7 @@ mod tests {
             ("DATA_DIR", "/tmp/x"),
             ("CHECKPOINT_THRESHOLD", "0"),
             ("CHECKPOINT_GROWTH_PERCENT", "50"),
+            ("SNAPSHOT_BYTES_PER_SEC", "0"),
             ("FSYNC", "interval:250"),
             ("GROUP_COMMIT", "off"),
             ("RECOVERY_MODE", "point-in-time"),
@@ -470,6 +486,7 @@ mod tests {
         let b = c.backend_config();
         assert_eq!(b.wal.checkpoint_threshold, 0);
         assert_eq!(b.wal.checkpoint_growth_percent, 50);
+        assert_eq!(b.wal.snapshot_bytes_per_sec, 0);
         assert_eq!(b.wal.dir, PathBuf::from("/tmp/x"));
     }
 
