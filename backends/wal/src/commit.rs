@@ -25,7 +25,7 @@
 //! other half of when the log reaches the disk.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ use crate::shared::{Bytes, Shared, apply, lock};
 
 /// The longest the writer waits for more writes before a sync (see the module docs).
 pub const MAX_LINGER: Duration = Duration::from_micros(200);
+/// How long the writer watches an empty queue before it sleeps.
+const SPIN: Duration = Duration::from_micros(200);
 
 /// What a write's completion is called with: its commit and whether the key existed, or
 /// why it failed. Called exactly once, from the writer thread (or at once, when the write
@@ -74,6 +76,8 @@ struct Pending {
 pub(crate) struct Queue {
     pending: Mutex<Pending>,
     cv: Condvar,
+    /// How many writes were ever pushed: the writer watches it while it spins.
+    pushed: AtomicU64,
 }
 
 impl std::fmt::Debug for Queue {
@@ -93,6 +97,7 @@ impl Queue {
             submitted: Instant::now(),
             done,
         });
+        self.pushed.fetch_add(1, Ordering::Release);
         // One wake-up per sleep, not per write: the writer drains everything it finds.
         if p.wake_at > 0 && p.items.len() >= p.wake_at {
             p.wake_at = 0;
@@ -111,6 +116,20 @@ impl Queue {
     /// up to `linger` for the queue to hold `want`. `None` once stopped and drained.
     fn take(&self, max: usize, want: usize, linger: Duration) -> Option<Vec<Queued>> {
         let mut p = lock(&self.pending);
+        if want <= 1 && p.items.is_empty() && !p.stopping {
+            // A lone client's next write comes one HTTP round trip after its answer. Going
+            // to sleep now would make it pay a wake-up of this thread (a futex and, on an
+            // idle virtual CPU, an interrupt: tens of microseconds); watching for it a
+            // little first costs a little CPU, and only for a lone writer: under load the
+            // queue is seldom empty, and spinning would take a core from the requests.
+            let seen = self.pushed.load(Ordering::Acquire);
+            drop(p);
+            let until = Instant::now() + SPIN;
+            while self.pushed.load(Ordering::Acquire) == seen && Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            p = lock(&self.pending);
+        }
         while p.items.is_empty() {
             if p.stopping {
                 return None;
