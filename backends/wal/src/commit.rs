@@ -14,7 +14,8 @@
 //! the largest of them held, the writer waits a little longer for them: at most
 //! [`MAX_LINGER`], and at most half the last sync's time, so the wait can never cost more
 //! than a fraction of the sync it saves, and it is woken once, when the batch is full. A
-//! lone writer (batches of one) never waits.
+//! lone writer (batches of one) never waits; instead the log writer watches the empty queue
+//! a moment before it sleeps, so the lone writer's next write finds it awake.
 //!
 //! A failed write or sync fails the whole batch, leaves the state unchanged and poisons the
 //! engine: everything queued after it fails too, and nothing is written until reopen. A
