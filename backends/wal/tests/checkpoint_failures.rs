@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use walab_wal::fs::{Fault, FaultOp, Fs, SimFs};
-use walab_wal::{Engine, Error, Observer, SyncPolicy};
+use walab_wal::{Config, Engine, Error, Observer, SyncPolicy};
 
 /// Remembers every failed checkpoint it is told about.
 #[derive(Default)]
@@ -41,6 +41,20 @@ fn write_keys(e: &Engine, range: std::ops::Range<u32>) {
     for i in range {
         e.set(format!("k{i}").as_bytes(), b"v").unwrap();
     }
+}
+
+/// Crash the process under `e`, reopen with `config`, and check that everything it held
+/// came back.
+fn reopened_after_a_crash(fs: &SimFs, e: Engine, config: Config) -> Engine {
+    let expected = contents(&e);
+    let fs = process_crash(fs, e);
+    let e = open(&fs, config).unwrap();
+    assert_eq!(
+        contents(&e),
+        expected,
+        "what was acknowledged came back whole"
+    );
+    e
 }
 
 #[test]
@@ -77,10 +91,7 @@ fn a_checkpoint_that_cannot_create_its_segment_fails_alone() {
     assert_eq!(segments(&fs), ["00000000000000000001.wal"]);
 
     e.set(b"after", b"1").unwrap();
-    let expected = contents(&e);
-    let fs = process_crash(&fs, e);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(contents(&e), expected);
+    let e = reopened_after_a_crash(&fs, e, config(SyncPolicy::Always));
     assert_eq!(e.recovery().records_replayed, 6);
 }
 
@@ -129,10 +140,7 @@ fn a_half_made_segment_is_removed_and_only_a_failed_removal_poisons() {
     let cause = e.poisoned().expect("poisoned");
     assert!(cause.contains("could not be removed"), "{cause}");
     assert!(matches!(e.set(b"x", b"1"), Err(Error::Poisoned { .. })));
-    let expected = contents(&e);
-    let fs = process_crash(&fs, e);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(contents(&e), expected, "the directory still opens whole");
+    reopened_after_a_crash(&fs, e, config(SyncPolicy::Always));
 }
 
 #[test]
@@ -163,10 +171,7 @@ fn a_snapshot_that_hits_a_full_disk_leaves_no_temporary_file() {
     let s = e.stats();
     assert_eq!((s.checkpoints, s.checkpoint_failures), (1, 1));
     assert_eq!(s.checkpoint_retry_in, None, "a success ends the wait");
-    let expected = contents(&e);
-    let fs = process_crash(&fs, e);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(contents(&e), expected);
+    let e = reopened_after_a_crash(&fs, e, config(SyncPolicy::Always));
     assert_eq!(e.recovery().records_replayed, 0);
 }
 
@@ -193,10 +198,7 @@ fn old_files_that_cannot_be_deleted_fail_the_checkpoint_but_not_the_snapshot() {
     let r = e.checkpoint().unwrap();
     assert_eq!(r.segments_removed, 2, "the leftover is deleted this time");
     assert_eq!(segments(&fs).len(), 1);
-    let expected = contents(&e);
-    let fs = process_crash(&fs, e);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(contents(&e), expected);
+    reopened_after_a_crash(&fs, e, config(SyncPolicy::Always));
 }
 
 #[test]
@@ -284,10 +286,7 @@ fn a_roll_over_that_cannot_create_the_next_segment_fails_no_write() {
     for j in i + 1..i + 4 {
         e.set(format!("k{j}").as_bytes(), &value).unwrap();
     }
-    let expected = contents(&e);
-    let fs = process_crash(&fs, e);
-    let e = open(&fs, cfg).unwrap();
-    assert_eq!(contents(&e), expected);
+    let e = reopened_after_a_crash(&fs, e, cfg);
     assert_eq!(e.recovery().torn_bytes_discarded, 0);
 }
 
