@@ -35,7 +35,8 @@
 # Like the runbook's clean-previous block, it takes over the Compose project lab25: a lab25
 # stack already running, and its volumes, are removed first.
 #
-# Environment: SEED_RUNBOOK (default ../shared/seed-runbook.md, which must exist),
+# Environment: SEED_RUNBOOK (default ../shared/seed-runbook.md; without it, the copy of its
+# blocks kept in tests/e2e/docker-path-blocks.md),
 # E2E_KEEP=1 leaves the stack (and a dockerd started here) up on failure,
 # COMPOSE_UP_K6_ARGS (e.g. "-e DURATION=10s") shortens the k6 run for a quick local try (k6
 # then does not run as the runbook types it; CI leaves it unset).
@@ -202,8 +203,13 @@ for cmd in "${TYPED[@]}"; do
 done
 ok "RUNBOOK.md's Docker part types each command run here (${#TYPED[@]})"
 
-[ -f "$seed" ] || die "no seed runbook at $seed (shared/ beside the repository; or set SEED_RUNBOOK)"
-source_md=$seed
+copy=$repo/tests/e2e/docker-path-blocks.md
+if [ -f "$seed" ]; then
+  source_md=$seed
+else
+  say "no seed runbook at $seed: using its blocks as kept in tests/e2e/docker-path-blocks.md"
+  source_md=$copy
+fi
 mkdir -p "$tmp/blocks" "$tmp/out"
 python3 - "$source_md" "$runbook" "$tmp/blocks" << 'EOF'
 import json, pathlib, re, sys
@@ -232,6 +238,29 @@ for b in "${SEED_BLOCKS[@]}"; do
   [ -f "$tmp/blocks/$b.sh" ] || die "$source_md has no block named $b"
 done
 [ -f "$tmp/blocks/runbook-write-sled.sh" ] || die "RUNBOOK.md has no block named write-sled"
+if [ "$source_md" = "$seed" ]; then
+  # The kept copy must stay what the seed types, or a machine without it runs other commands.
+  mkdir -p "$tmp/copy"
+  python3 - "$copy" "$tmp/copy" << 'EOF'
+import json, pathlib, re, sys
+current, lines = None, []
+for line in pathlib.Path(sys.argv[1]).read_text(encoding="utf-8").splitlines():
+    if current is None:
+        m = re.match(r'^```bash\s+(\{.*\})\s*$', line)
+        if m:
+            current, lines = json.loads(m.group(1))["name"], []
+    elif line.strip() == "```":
+        (pathlib.Path(sys.argv[2]) / f"{current}.sh").write_text("\n".join(lines) + "\n")
+        current = None
+    else:
+        lines.append(line)
+EOF
+  for b in "${SEED_BLOCKS[@]}"; do
+    cmp -s "$tmp/blocks/$b.sh" "$tmp/copy/$b.sh" ||
+      die "tests/e2e/docker-path-blocks.md's block $b differs from the seed runbook's"
+  done
+  ok "tests/e2e/docker-path-blocks.md still types what the seed runbook types"
+fi
 ok "$(basename "$source_md"): the ${#SEED_BLOCKS[@]} blocks of the Docker path, verbatim; RUNBOOK.md's write-sled"
 
 # run_block NAME: one extracted block, from the repository root, as a reader runs it.
