@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::limits::announced_length;
+use crate::limits::{announced_length, is_body_timeout};
 use crate::state::AppState;
 
 /// The longest key accepted, in bytes of UTF-8.
@@ -76,18 +76,6 @@ impl FromRequest<AppState> for KvBody {
         })?;
         parse_body(&bytes, state.config().max_value_bytes)
     }
-}
-
-/// Whether reading the body failed because tower-http's body timeout fired.
-fn is_body_timeout(rejection: &axum::extract::rejection::BytesRejection) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
-    while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// Parse and validate a `POST /kv` body.

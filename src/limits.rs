@@ -11,13 +11,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::header;
-use axum::middleware::Next;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::error::ApiError;
+use crate::config::Limits;
+use crate::cross_site::{self, CrossSiteGuard};
+use crate::error::{self, ApiError};
 
 /// Permits are KiB, so a budget of any size fits the semaphore's `u32` counts.
 const UNIT: usize = 1024;
@@ -61,6 +65,40 @@ impl BodyBudget {
             .map(|p| BodyShare { _permit: Some(p) })
             .map_err(|_| ApiError::Busy)
     }
+}
+
+/// Wrap `router` in the layers every server of the lab (the API and the lab's page) puts
+/// around its routes, innermost first: the body limit (`body_limit` bytes) applies while
+/// the body streams in, and so does the body timeout (the longest pause between two pieces
+/// of it); then the header limit and the browser checks, before any handler runs; the
+/// request timeout (answered `timeout_status`) bounds the whole; bodiless errors get the
+/// JSON shape.
+pub fn bounded<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limits: Limits,
+    body_limit: usize,
+    guard: CrossSiteGuard,
+    timeout_status: StatusCode,
+) -> Router<S> {
+    router
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(middleware::from_fn_with_state(guard, cross_site::guard))
+        .layer(middleware::from_fn_with_state(
+            limits.max_header_bytes,
+            header_limit,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            timeout_status,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(error::json_error_bodies))
+}
+
+/// Whether reading a body failed because the body timeout of [`bounded`] fired.
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(err), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>())
 }
 
 /// Middleware: refuse a request whose line and headers are over `max_header_bytes` with a

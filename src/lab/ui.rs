@@ -26,20 +26,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use serde_json::json;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use walab_store::BackendKind;
 
 use crate::config::Limits;
-use crate::cross_site::{self, CrossSiteGuard};
+use crate::cross_site::CrossSiteGuard;
 use crate::error::ApiError;
 use crate::lab::probe::{self, ClientError};
-use crate::limits::{BodyBudget, announced_length};
+use crate::limits::{BodyBudget, announced_length, bounded, is_body_timeout};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -85,7 +84,7 @@ pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
         bodies: BodyBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
         limits,
     };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route(
             "/app.js",
@@ -106,20 +105,15 @@ pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
                     uri.path()
                 ),
             )
-        })
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .layer(middleware::from_fn_with_state(guard, cross_site::guard))
-        .layer(middleware::from_fn_with_state(
-            limits.max_header_bytes,
-            crate::limits::header_limit,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::GATEWAY_TIMEOUT,
-            limits.request_timeout,
-        ))
-        .layer(middleware::from_fn(crate::error::json_error_bodies))
-        .with_state(shared)
+        });
+    bounded(
+        routes,
+        limits,
+        MAX_REQUEST_BYTES,
+        guard,
+        StatusCode::GATEWAY_TIMEOUT,
+    )
+    .with_state(shared)
 }
 
 /// Serve the page on `listener` (bound to `bind_host`) within `limits` until `shutdown`
@@ -202,12 +196,7 @@ async fn proxy(
     let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
         Ok(bytes) => bytes,
         Err(e) => {
-            let timed_out =
-                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<tower_http::timeout::TimeoutError>());
-            return if timed_out {
+            return if is_body_timeout(&e) {
                 ApiError::BodyTimeout {
                     ms: proxy.limits.body_timeout.as_millis(),
                 }

@@ -13,16 +13,13 @@ pub mod health;
 pub mod kv;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::OriginalUri;
 use axum::http::{Method, StatusCode, header};
 use axum::middleware;
 use axum::routing::get;
 
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-
-use crate::cross_site::{self, CrossSiteGuard};
-use crate::error::{self, ApiError};
+use crate::cross_site::CrossSiteGuard;
+use crate::error::ApiError;
 use crate::extract::BODY_OVERHEAD_BYTES;
 use crate::state::AppState;
 use crate::{limits, metrics};
@@ -45,29 +42,20 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .nest("/admin", admin::router(&state))
         .fallback(no_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Layers wrap every route above, innermost first: the body limit applies while the
-        // body streams in, and so does the body timeout (the longest pause between two
-        // pieces of it); then the header limit and the browser checks, before any handler
-        // runs; the request timeout bounds the whole; bodiless errors get the JSON shape;
-        // the metrics layer is outermost so it times and counts every answer, rejections
-        // included, labelled by the matched route.
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .layer(middleware::from_fn_with_state(guard, cross_site::guard))
-        .layer(middleware::from_fn_with_state(
-            limits.max_header_bytes,
-            limits::header_limit,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ))
-        .layer(middleware::from_fn(error::json_error_bodies))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ));
+        .method_not_allowed_fallback(method_not_allowed);
+    let router = limits::bounded(
+        router,
+        limits,
+        body_limit,
+        guard,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    // Outermost, so it times and counts every answer, rejections included, labelled by
+    // the matched route.
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        metrics::track,
+    ));
     // Request spans only when traces are exported: no cost otherwise.
     let router = if tracing {
         router.layer(middleware::from_fn(crate::traces::trace_request))
