@@ -15,6 +15,8 @@ use std::time::Duration;
 use walab_store::{BackendConfig, BackendKind, SledFlush};
 use walab_wal::{RecoveryMode, SyncPolicy};
 
+use crate::telemetry::LogFormat;
+
 /// Everything `walab serve` needs to know. Defaults are documented per field.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +51,8 @@ pub struct Config {
     pub max_value_bytes: usize,
     /// `ADMIN_TOKEN`: when set, `/admin/*` needs `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// `LOG_FORMAT`: text (default) or json, one object a line.
+    pub log_format: LogFormat,
     /// `OTEL_SERVICE_NAME`, or `walab-<backend>`.
     pub service_name: String,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go, over OTLP/HTTP (`src/traces.rs`).
@@ -289,6 +293,8 @@ impl Config {
                 .unwrap_or_default(),
             max_value_bytes,
             admin_token: get("ADMIN_TOKEN"),
+            log_format: opt_parse("LOG_FORMAT", get("LOG_FORMAT"), LogFormat::from_str)?
+                .unwrap_or_default(),
             service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| format!("walab-{backend}")),
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.trim().is_empty()),
             otel_sdk_disabled: get("OTEL_SDK_DISABLED")
@@ -415,6 +421,7 @@ mod tests {
         assert_eq!(c.admin_token, None);
         assert_eq!(c.service_name, "walab-wal");
         assert_eq!(c.restarts, 0);
+        assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.wal_enabled());
     }
 
@@ -435,6 +442,7 @@ mod tests {
             ("SLED_FLUSH", "always"),
             ("MAX_VALUE_BYTES", "10"),
             ("ADMIN_TOKEN", "s3cret"),
+            ("LOG_FORMAT", "json"),
             ("OTEL_SERVICE_NAME", "kv"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
             ("WALAB_RESTARTS", "3"),
@@ -464,6 +472,7 @@ mod tests {
         assert_eq!(c.sled_flush, SledFlush::Always);
         assert_eq!(c.max_value_bytes, 10);
         assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.service_name, "kv");
         assert_eq!(c.otlp_endpoint.as_deref(), Some("http://jaeger:4317"));
         assert_eq!(c.restarts, 3);
@@ -553,6 +562,7 @@ mod tests {
             ("MAX_BODY_BYTES_IN_FLIGHT", "1k", "got '1k'"),
             ("ALLOWED_ORIGINS", "evil.example", "expected origins like"),
             ("ALLOWED_ORIGINS", "http://a.example/path", "no path"),
+            ("LOG_FORMAT", "xml", "expected text or json"),
         ];
         for (var, value, expected) in cases {
             let line = error_line(var, value);

@@ -16,7 +16,8 @@
 //! - [`limits`]: the header limit and the memory budget of bodies in flight.
 //! - [`cross_site`]: refusing web pages on other origins, and DNS rebinding.
 //! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`, the WAL's observer.
-//! - [`telemetry`]: log setup, each line tagged with its server.
+//! - [`telemetry`]: log setup (text or JSON), each line tagged with its server; the
+//!   request log (tower-http's `TraceLayer`), one line per answer.
 //! - [`traces`]: OpenTelemetry spans for requests, store operations, WAL steps, recovery
 //!   and checkpoints, exported over OTLP when asked for.
 //! - [`shutdown`]: Ctrl-C / SIGTERM.

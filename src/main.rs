@@ -74,15 +74,17 @@ fn main() -> ExitCode {
             sled_port,
             ui_port,
         } => {
-            walab::telemetry::init("lab", None);
-            // The children read the same environment; the page's proxy keeps their limits.
-            let limits = match Config::from_env() {
-                Ok(config) => config.limits,
+            // The children read the same environment; the page's proxy keeps their limits,
+            // and the lab's own lines take their format.
+            let config = match Config::from_env() {
+                Ok(config) => config,
                 Err(e) => {
                     eprintln!("walab lab: {e}");
                     return ExitCode::from(2);
                 }
             };
+            walab::telemetry::init("lab", config.log_format, None);
+            let limits = config.limits;
             let options = LabOptions {
                 data_dir,
                 host,
@@ -121,6 +123,7 @@ fn serve() -> ExitCode {
     };
     walab::telemetry::init(
         &format!("{}:{}", config.backend, config.port),
+        config.log_format,
         traces.as_ref().map(walab::traces::Traces::tracer),
     );
     let rt = match runtime() {

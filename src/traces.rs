@@ -13,18 +13,19 @@
 //! The engine knows nothing of tracing: it reports when each step of a write happened
 //! (`walab_wal::CommitTiming`), and the steps become spans here, with those times.
 //!
-//! When the endpoint is unset, or `OTEL_SDK_DISABLED=true` (which the Rust SDK itself
-//! ignores), nothing is installed: no exporter thread, no request spans, no cost.
+//! The request span is made by the request log's `TraceLayer` (`crate::telemetry`), which
+//! asks for [`server_span`] when traces are exported and records the answer with
+//! [`record_response`]. When the endpoint is unset, or `OTEL_SDK_DISABLED=true` (which the
+//! Rust SDK itself ignores), nothing is installed: no exporter thread, no OpenTelemetry
+//! work per request.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::MatchedPath;
 use axum::http::header::{self, HeaderMap, HeaderName};
 use axum::http::uri::Authority;
 use axum::http::{StatusCode, Version};
-use axum::middleware::Next;
-use axum::response::Response;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{
     Span as _, SpanKind, TraceContextExt as _, Tracer as _, TracerProvider as _,
@@ -34,7 +35,6 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
-use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use walab_store::WriteAck;
 
@@ -109,15 +109,6 @@ fn traces_url(endpoint: &str) -> String {
         .strip_suffix(":4317")
         .map_or_else(|| base.to_string(), |b| format!("{b}:4318"));
     format!("{base}/v1/traces")
-}
-
-/// Middleware: one server span per request (see [`server_span`]), its status recorded
-/// when the answer is ready.
-pub async fn trace_request(req: Request, next: Next) -> Response {
-    let span = server_span(&req);
-    let response = next.run(req).instrument(span.clone()).await;
-    record_response(&span, response.status());
-    response
 }
 
 /// The server span of one request, filled as the HTTP semantic conventions ask and joined
