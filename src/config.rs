@@ -43,6 +43,9 @@ pub struct Config {
     /// `SNAPSHOT_BYTES_PER_SEC`: how fast checkpoints write snapshots (default 20 MB/s; 0:
     /// unpaced), so a big snapshot does not queue ahead of every log sync.
     pub snapshot_bytes_per_sec: u64,
+    /// `SLOW_FSYNC_MS`: a sync of the log that takes longer than this is logged as a
+    /// warning (default 1000, etcd's threshold for its slow-WAL warning; 0: `None`, never).
+    pub slow_fsync: Option<Duration>,
     /// `SEGMENT_BYTES`: WAL segment size (default 64 MiB).
     pub segment_bytes: u64,
     /// `SLED_FLUSH`: when sled flushes (default background).
@@ -190,6 +193,21 @@ impl Config {
                 ),
             })?,
         };
+        let slow_fsync = match get("SLOW_FSYNC_MS") {
+            None => Some(Duration::from_secs(1)),
+            Some(v) => match v.parse::<u64>() {
+                Ok(0) => None,
+                Ok(ms) => Some(Duration::from_millis(ms)),
+                Err(_) => {
+                    return Err(ConfigError {
+                        var: "SLOW_FSYNC_MS",
+                        message: format!(
+                            "expected a whole number of milliseconds (0: never warn), got '{v}'"
+                        ),
+                    });
+                }
+            },
+        };
         let segment_bytes = match get("SEGMENT_BYTES") {
             None => 64 << 20,
             Some(v) => match v.parse::<u64>() {
@@ -288,6 +306,7 @@ impl Config {
                 RecoveryMode::from_str,
             )?
             .unwrap_or_default(),
+            slow_fsync,
             segment_bytes,
             sled_flush: opt_parse("SLED_FLUSH", get("SLED_FLUSH"), SledFlush::from_str)?
                 .unwrap_or_default(),
@@ -416,6 +435,7 @@ mod tests {
         assert!(c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
         assert_eq!(c.segment_bytes, 64 << 20);
+        assert_eq!(c.slow_fsync, Some(Duration::from_secs(1)));
         assert_eq!(c.sled_flush, SledFlush::Background);
         assert_eq!(c.max_value_bytes, 1_048_576);
         assert_eq!(c.admin_token, None);
@@ -439,6 +459,7 @@ mod tests {
             ("GROUP_COMMIT", "off"),
             ("RECOVERY_MODE", "point-in-time"),
             ("SEGMENT_BYTES", "8192"),
+            ("SLOW_FSYNC_MS", "250"),
             ("SLED_FLUSH", "always"),
             ("MAX_VALUE_BYTES", "10"),
             ("ADMIN_TOKEN", "s3cret"),
@@ -469,6 +490,7 @@ mod tests {
         assert!(!c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::PointInTime);
         assert_eq!(c.segment_bytes, 8192);
+        assert_eq!(c.slow_fsync, Some(Duration::from_millis(250)));
         assert_eq!(c.sled_flush, SledFlush::Always);
         assert_eq!(c.max_value_bytes, 10);
         assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
@@ -508,6 +530,12 @@ mod tests {
         assert_eq!(c.backend, BackendKind::Wal);
         let c = parse(&[("WAL_ENABLED", "false"), ("KV_BACKEND", "sled")]).expect("parses");
         assert_eq!(c.backend, BackendKind::Sled);
+    }
+
+    #[test]
+    fn slow_fsync_ms_zero_turns_the_warning_off() {
+        let c = parse(&[("SLOW_FSYNC_MS", "0")]).expect("parses");
+        assert_eq!(c.slow_fsync, None);
     }
 
     #[test]
@@ -563,6 +591,11 @@ mod tests {
             ("ALLOWED_ORIGINS", "evil.example", "expected origins like"),
             ("ALLOWED_ORIGINS", "http://a.example/path", "no path"),
             ("LOG_FORMAT", "xml", "expected text or json"),
+            (
+                "SLOW_FSYNC_MS",
+                "1s",
+                "expected a whole number of milliseconds",
+            ),
         ];
         for (var, value, expected) in cases {
             let line = error_line(var, value);

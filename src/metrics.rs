@@ -25,6 +25,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
 pub use wal::WalMetrics;
@@ -56,9 +57,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Register every metric on a fresh registry labelled with `backend`; the WAL's own
-    /// metrics too when `backend` is `wal`.
-    pub fn new(backend: &str) -> Result<Metrics, prometheus::Error> {
+    /// Register every metric on a fresh registry labelled with the configured backend; the
+    /// WAL's own metrics too when that is the WAL.
+    pub fn new(config: &Config) -> Result<Metrics, prometheus::Error> {
+        let backend = config.backend.as_str();
         let labels = [("backend".to_owned(), backend.to_owned())].into();
         let registry = Registry::new_custom(None, Some(labels))?;
 
@@ -104,7 +106,7 @@ impl Metrics {
         registry.register(Box::new(start_time.clone()))?;
         registry.register(Box::new(recovered_entries.clone()))?;
         let wal = if backend == "wal" {
-            Some(WalMetrics::register(&registry)?)
+            Some(WalMetrics::register(&registry, config.slow_fsync)?)
         } else {
             None
         };
