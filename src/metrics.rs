@@ -8,6 +8,11 @@
 //! - [`wal`]: the WAL engine's metrics, fed by its `Observer` hook and by `stats()` at
 //!   scrape time; registered only when the backend is the WAL.
 //!
+//! Besides our own, the registry has what every Prometheus exporter shows: the client
+//! library's `process_*` metrics (CPU, resident memory, open file descriptors, start time)
+//! and a `walab_build_info` gauge, 1, whose labels say what is running, so dashboards and
+//! alerts written for any exporter work here too.
+//!
 //! Names follow Prometheus' conventions: base units in the name (`_seconds`, `_bytes`),
 //! counters end in `_total`, latencies are histograms (never summaries) with buckets from
 //! 50 µs up, so memory's sub-millisecond answers and fsync's milliseconds both resolve.
@@ -97,6 +102,23 @@ impl Metrics {
             "walab_recovered_entries",
             "Log records replayed when the store was opened",
         )?;
+        let build_info = IntGauge::with_opts(
+            Opts::new(
+                "walab_build_info",
+                "Always 1; the labels say which build of walab is running",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            // A debug build is many times slower: its numbers are not the lab's.
+            .const_label(
+                "profile",
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            ),
+        )?;
+        build_info.set(1);
 
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -105,6 +127,11 @@ impl Metrics {
         registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(start_time.clone()))?;
         registry.register(Box::new(recovered_entries.clone()))?;
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let wal = if backend == "wal" {
             Some(WalMetrics::register(&registry, config.slow_fsync)?)
         } else {
