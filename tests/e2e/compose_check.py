@@ -24,8 +24,12 @@ Checks:
   own page, which only `walab lab` serves);
 - every `lab25-...` name in RUNBOOK.md is a service or volume of the stack;
 - prometheus/prometheus.yml scrapes exactly the stores, by service name and container port;
-- Grafana mounts the provisioning and dashboards folders where the provider looks, and every
-  dashboard names the provisioned datasource uid, never a ${DS_...} placeholder.
+- Grafana mounts the provisioning and dashboards folders where the provider looks; the
+  provisioned datasource is Grafana's default Prometheus; every dashboard has a `datasource`
+  variable (type datasource, query prometheus) and every panel, query, annotation and
+  variable refers to it as ${datasource}, never to a fixed uid nor a ${DS_...} placeholder
+  (so the provisioned dashboard loads as it is, and an import into another Grafana asks
+  for nothing).
 """
 
 import json
@@ -145,16 +149,35 @@ def main():
     check(gm.get(path) == str(REPO / "grafana" / "dashboards"),
           f"grafana mounts grafana/dashboards at the provider's path {path}")
     ds = (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
-    uid = re.search(r"uid:\s*(\S+)", ds).group(1)
     check("http://prometheus:9090" in ds and "prometheus" in services,
           "the datasource points at the prometheus service")
+    check(re.search(r"^\s*type:\s*prometheus\s*$", ds, re.M) and re.search(r"^\s*isDefault:\s*true\s*$", ds, re.M),
+          "the provisioned datasource is the default Prometheus (where the datasource variable starts)")
+    variable = {"type": "prometheus", "uid": "${datasource}"}
+    builtin = {"type": "grafana", "uid": "-- Grafana --"}
     for dash in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
         text = dash.read_text()
         check("${DS_" not in text, f"{dash.name} has no ${{DS_...}} placeholder")
-        uids = set(re.findall(r'"uid":\s*"([^"]+)"', text)) - {"-- Grafana --"}
         d = json.loads(text)
-        uids.discard(d.get("uid"))
-        check(uids == {uid}, f"{dash.name} names only the datasource uid {uid} (found {sorted(uids)})")
+        dsvars = [v for v in d.get("templating", {}).get("list", []) if v.get("type") == "datasource"]
+        check([(v.get("name"), v.get("query")) for v in dsvars] == [("datasource", "prometheus")],
+              f"{dash.name} has one datasource variable, `datasource`, of Prometheus datasources")
+        refs = []
+        def walk(o):
+            if isinstance(o, dict):
+                for k, v in o.items():
+                    if k == "datasource":
+                        refs.append(v)
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(d)
+        odd = [r for r in refs if r not in (variable, builtin, "${datasource}")]
+        check(refs and not odd,
+              f"{dash.name}: all {len(refs)} datasource references are ${{datasource}} (others: {odd[:3]})")
+        uids = set(re.findall(r'"uid":\s*"([^"]+)"', text)) - {"-- Grafana --", "${datasource}", d.get("uid")}
+        check(not uids, f"{dash.name} pins no datasource uid (found {sorted(uids)})")
 
     if failures:
         print(f"\n{len(failures)} check(s) failed")
