@@ -39,8 +39,10 @@ const KNOWN = {
   },
   etcd: {
     title: 'etcd, a replicated log: three members, Raft over a WAL each',
-    supports: { log: true, checkpoint: false, power_loss: false, crash_modes: ['process', 'leader', 'all-members'] },
+    supports: { log: true, checkpoint: true, power_loss: false, crash_modes: ['process', 'leader', 'all-members'] },
     explain: explainEtcd,
+    logHint: "etcd's own history of the lab's keys (GET /admin/wal), newest first: the revisions it has not "
+      + 'compacted away (a checkpoint compacts it). Sequence is the revision; etcd records no time.',
     recovery: (st) => `Its data lives in the etcd cluster, not in this process: it came back with ${plural(st.item_count, 'key')}.`,
   },
 };
@@ -72,13 +74,18 @@ const stores = {};
 let logBackend = null;
 let busy = false;
 
-// One /lab.json entry, with what the page knows filled in where the entry is silent.
+// One /lab.json entry, with what the page knows filled in where the entry is silent. A
+// power loss is one of the crash modes, or says so itself (`power_loss`).
 function describe(entry) {
   const b = entry.backend;
   const known = KNOWN[b] || {};
-  const supports = { ...NOTHING_SUPPORTED, ...(known.supports || {}), ...(entry.supports || {}) };
+  const given = entry.supports || {};
+  const supports = { ...NOTHING_SUPPORTED, ...(known.supports || {}), ...given };
   const modes = Array.isArray(supports.crash_modes) && supports.crash_modes.length ? supports.crash_modes : ['process'];
   supports.crash_modes = modes;
+  if (given.power_loss === undefined && Array.isArray(given.crash_modes)) {
+    supports.power_loss = given.crash_modes.includes('power-loss');
+  }
   return {
     ...known,
     backend: b,
@@ -459,8 +466,11 @@ function renderStats(b) {
   setText(el(root, 'promise'), st.durability ? st.durability.summary : '–');
   setText(el(root, 'items'), st.item_count.toLocaleString('en'));
   setText(el(root, 'pid'), `${st.pid}, ${duration(st.uptime_seconds)}`);
-  // Each fact is shown when the stats carry it, whichever backend they come from.
-  for (const row of root.querySelectorAll('[data-when]')) row.hidden = !(row.dataset.when in st);
+  // Each fact is shown when the stats carry it (and not the one it stands in for),
+  // whichever backend they come from.
+  for (const row of root.querySelectorAll('[data-when]')) {
+    row.hidden = !(row.dataset.when in st) || (row.dataset.unless !== undefined && row.dataset.unless in st);
+  }
   if ('wal_size_bytes' in st) {
     setText(el(root, 'wal-size'), `${bytes(st.wal_size_bytes)} in ${plural(st.wal_segments, 'segment')}`);
   }
@@ -492,14 +502,14 @@ function renderCluster(root, c) {
   setText(el(root, 'etcd-leader'), `${c.leader || 'none (an election is under way)'}${raft ? ` (${raft})` : ''}`);
   const list = el(root, 'etcd-members');
   list.setAttribute('aria-label', `${healthy} of ${members.length} members healthy`);
-  const key = JSON.stringify(members.map((m) => [m.name, m.healthy, m.is_leader]));
+  const key = JSON.stringify(members.map((m) => [m.name, m.healthy, m.is_leader, m.error]));
   if (list.dataset.key === key) return;
   list.dataset.key = key;
   list.replaceChildren(...members.map((m) => {
     const item = document.createElement('li');
     item.dataset.state = !m.healthy ? 'down' : m.is_leader ? 'leader' : 'up';
     item.dataset.member = m.name;
-    if (m.client_url) item.title = m.client_url;
+    item.title = [m.client_url, m.error].filter(Boolean).join(': ');
     const dot = document.createElement('span');
     dot.className = 'dot';
     dot.setAttribute('aria-hidden', 'true');
@@ -852,19 +862,19 @@ async function pollWal() {
     if (walSeen && e.sequence > walSeen) tr.className = 'new';
     newest = Math.max(newest, e.sequence);
     const value = e.value === null || e.value === undefined ? '–' : JSON.stringify(e.value);
-    const time = new Date(e.timestamp);
+    const time = e.timestamp ? new Date(e.timestamp) : null;
     const cells = [
       String(e.sequence),
       e.operation,
       e.key === null || e.key === undefined ? '–' : e.key,
       value.length > 80 ? `${value.slice(0, 79)}…` : value,
-      isNaN(time) ? e.timestamp : time.toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(time.getMilliseconds()).padStart(3, '0'),
+      !time ? '–' : isNaN(time) ? e.timestamp : time.toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(time.getMilliseconds()).padStart(3, '0'),
     ];
     for (const [i, text] of cells.entries()) {
       const td = document.createElement('td');
       td.textContent = text;
       if (i === 3 && value.length > 80) td.title = value;
-      if (i === 4) td.title = e.timestamp;
+      if (i === 4 && e.timestamp) td.title = e.timestamp;
       if (i === 1) td.className = `op op-${String(e.operation).toLowerCase()}`;
       tr.append(td);
     }
@@ -915,7 +925,8 @@ function crashMode(b, mode) {
   return info[b].supports.crash_modes.includes(mode) ? mode : 'process';
 }
 
-// Crash one store; returns {ok, text}, the text saying what happened.
+// Crash one store; returns {ok, text}, the text saying what happened (a sentence without
+// its full stop).
 async function crash(b, mode) {
   const asked = crashMode(b, mode);
   const reply = await api(b, 'POST', `/admin/crash?mode=${encodeURIComponent(asked)}`);
@@ -924,15 +935,19 @@ async function crash(b, mode) {
 }
 
 function crashSaid(b, asked, j) {
+  const note = j.note ? String(j.note).replace(/\.$/, '') : null;
   if (asked !== 'process' && asked !== 'power-loss') {
-    const killed = Array.isArray(j.killed) ? j.killed.join(', ') : j.killed || j.member || null;
-    const said = j.detail || j.note || null;
-    return `${b}: crash mode ${asked}${killed ? `: killed ${killed}` : ''}${said ? `; ${said}` : ''}`;
+    // A mode that kills something other than the server (a replicated store's members):
+    // the server says what it killed, and usually what happens next.
+    if (note) return `${b}: ${note}`;
+    const killed = Array.isArray(j.killed_members) && j.killed_members.length ? j.killed_members.join(', ') : null;
+    return `${b}: crash mode ${asked}${killed ? `: killed ${killed}` : ''}; the lab restarts what was killed`;
   }
   let text = `${b}: ${j.mode === 'power-loss' ? 'power loss' : 'crashed'} with ${plural(j.items_in_memory || 0, 'key')} in memory`;
   if (j.mode === 'power-loss') {
     text += `; the log was cut back to its fsynced ${plural(j.synced_bytes_kept || 0, 'byte')} (${plural(j.unsynced_bytes_dropped || 0, 'unsynced byte')} dropped)`;
   }
+  if (note) text += `; ${note}`;
   return text;
 }
 
@@ -951,8 +966,7 @@ async function storeAction(b, action) {
       const done = await crash(b, action);
       announce(`${done.text}.${done.ok ? ' The lab restarts it.' : ''}`);
     } else if (action.startsWith('crash:')) {
-      const done = await crash(b, action.slice('crash:'.length));
-      announce(`${done.text}.${done.ok ? ' The lab restarts what it killed.' : ''}`);
+      announce(`${(await crash(b, action.slice('crash:'.length))).text}.`);
     } else if (action === 'checkpoint') {
       const reply = await api(b, 'POST', '/admin/checkpoint');
       const j = reply.json || {};
