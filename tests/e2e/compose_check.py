@@ -20,6 +20,10 @@ Checks:
 - Prometheus and lab25-k6 wait for every store to be healthy (`condition: service_healthy`);
 - lab25-k6 has k6/ mounted at /scripts and sets what k6/lib.js reads (IN_COMPOSE and the
   three URLs, on the port the stores listen on), and lib.js's IN_COMPOSE defaults agree;
+- k6 remote write: Prometheus runs with its remote-write receiver and native histograms;
+  lab25-k6 sends every run there (K6_OUT=experimental-prometheus-rw, the prometheus
+  service's /api/v1/write, trends as native histograms) and starts Prometheus with it; the
+  dashboards read k6's trends as the histograms it sends, not as per-stat gauges;
 - every `localhost:PORT` in RUNBOOK.md is a port the stack publishes (but 8000, the lab's
   own page, which only `walab lab` serves);
 - every `lab25-...` name in RUNBOOK.md is a service or volume of the stack;
@@ -120,6 +124,23 @@ def main():
         url = f"http://{name}:{inner}"
         check(k6_env.get(f"{backend.upper()}_URL") == url, f"lab25-k6 sets {backend.upper()}_URL={url}")
         check(f"{backend}: '{url}'" in lib, f"k6/lib.js's IN_COMPOSE default for {backend} is {url}")
+
+    prom_cmd = services.get("prometheus", {}).get("command") or []
+    check("--web.enable-remote-write-receiver" in prom_cmd,
+          "prometheus takes remote writes (--web.enable-remote-write-receiver)")
+    check("--enable-feature=native-histograms" in prom_cmd,
+          "prometheus stores native histograms (--enable-feature=native-histograms)")
+    listen = next((a.split(":")[-1] for a in prom_cmd if a.startswith("--web.listen-address=")), "9090")
+    check("experimental-prometheus-rw" in k6_env.get("K6_OUT", "").split(","),
+          "lab25-k6 sends every run to Prometheus (K6_OUT=experimental-prometheus-rw)")
+    rw = f"http://prometheus:{listen}/api/v1/write"
+    check(k6_env.get("K6_PROMETHEUS_RW_SERVER_URL") == rw, f"lab25-k6 remote-writes to {rw}")
+    native = str(k6_env.get("K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM", "")).lower() == "true"
+    check(native, "lab25-k6 sends trends as native histograms (K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM)")
+    check("prometheus" in k6.get("depends_on", {}), "lab25-k6 starts Prometheus with it")
+    for dash in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
+        stats = sorted(set(re.findall(r"\bk6_\w+?_(?:p\d+|avg|min|max|med|count|sum)\b", dash.read_text())))
+        check(not stats, f"{dash.name} reads k6's trends as native histograms (per-stat names: {stats})")
 
     all_ports = {p for s in services.values() for p in published(s)}
     runbook = (REPO / "RUNBOOK.md").read_text()
