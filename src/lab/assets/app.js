@@ -54,6 +54,7 @@ const CRASH_MODES = {
 };
 const COUNT_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 const TOKEN_KEY = 'walab-lab.admin-token';
+const SENDABLE = /^[\x20-\x7e]*$/;
 const STATS_EVERY_MS = 1000;
 const METRICS_EVERY_MS = 2000;
 const WAL_EVERY_MS = 1000;
@@ -136,8 +137,11 @@ function sayToken(state) {
   const say = document.getElementById('token-say');
   const field = document.getElementById('token');
   say.dataset.state = state;
-  field.setAttribute('aria-invalid', String(state === 'refused'));
-  if (state === 'refused') {
+  field.setAttribute('aria-invalid', String(state === 'refused' || state === 'unsendable'));
+  if (state === 'unsendable') {
+    say.textContent = 'This token cannot go in an HTTP header: an ADMIN_TOKEN holds printable ASCII only. Check what you pasted.';
+    say.hidden = false;
+  } else if (state === 'refused') {
     say.textContent = token
       ? 'The stores refused this token (401): paste the ADMIN_TOKEN the lab was started with, exactly.'
       : 'This lab needs its ADMIN_TOKEN: paste it here. Until then crash, checkpoint, clear and the stores\u2019 stats answer 401.';
@@ -155,11 +159,12 @@ function setupToken() {
   const field = document.getElementById('token');
   token = readToken();
   field.value = token;
+  if (!SENDABLE.test(token)) sayToken('unsendable');
   let soon = null;
   field.addEventListener('input', () => {
     token = field.value.trim();
     keepToken(token);
-    sayToken('typed');
+    sayToken(SENDABLE.test(token) ? 'typed' : 'unsendable');
     // Ask the stores once typing pauses, rather than at every key.
     clearTimeout(soon);
     soon = setTimeout(() => {
@@ -179,7 +184,8 @@ async function api(backend, method, path, body) {
     init.headers['Content-Type'] = 'application/json';
   }
   const sent = token;
-  if (sent) init.headers.Authorization = `Bearer ${sent}`;
+  // fetch throws on a header value it cannot send; the server reads printable ASCII only.
+  if (sent && SENDABLE.test(sent)) init.headers.Authorization = `Bearer ${sent}`;
   let response;
   try {
     response = await fetch(`/api/${backend}${path}`, init);
@@ -189,7 +195,7 @@ async function api(backend, method, path, body) {
   }
   labReachable(true);
   // What the stores think of the token, unless it changed while this request was out.
-  if (sent === token) {
+  if (sent === token && tokenState !== 'unsendable') {
     if (response.status === 401) sayToken('refused');
     else if (response.ok && path.startsWith('/admin/')) sayToken('accepted');
   }

@@ -79,6 +79,18 @@ await run('token', opened, screenshot, async () => {
   if (!/ADMIN_TOKEN/.test(summary)) fail(`the log viewer says "${summary}"`);
   ok(`the log viewer says why it is empty: "${summary}"`);
 
+  console.log('== a wrong token, and one no header can carry');
+  await page.fill('#token', `${token}-wrong`);
+  await waitFor(page, 'the page says the stores refused the token',
+    () => /refused this token \(401\)/.test(document.getElementById('token-say').textContent), null, 10000,
+    () => document.getElementById('token-say').textContent);
+  ok(`a wrong token: "${await page.textContent('#token-say')}"`);
+  await page.fill('#token', 'caf\u00e9');
+  await page.waitForSelector('#token-say[data-state="unsendable"]', { timeout: 5000 });
+  await page.waitForTimeout(1500); // a poll or two with it in the field
+  if (!(await page.isHidden('#lab-down'))) fail('with a non-ASCII token the page says the lab is not answering');
+  ok(`a token with a non-ASCII letter: "${await page.textContent('#token-say')}" (and the lab is not called down)`);
+
   console.log('== with the token typed');
   await page.fill('#token', token);
   await page.waitForSelector('#token-say[data-state="accepted"]', { timeout: 10000 });
