@@ -10,7 +10,8 @@
 # 4. Starts `walab lab` (data in a temp dir, the runbook's ports 8001-8003, no page) and a
 #    Prometheus on a free port scraping it with prometheus/lab.yml (1 s scrapes, temp
 #    storage), with the flags the README gives for k6: the remote-write receiver and native
-#    histograms.
+#    histograms; then waits for its first scrape of every store (which comes up to ~5 s
+#    after it is ready), so the crash below always falls inside the data.
 # 5. Puts load on all three stores for LOAD_SECONDS: writers, readers, some missing keys, a
 #    manual checkpoint, and one crash of each store (so restarts and recoveries show).
 # 6. Runs k6/compare.js (mixed load, every backend, K6_SECONDS) with
@@ -219,7 +220,16 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ "$ready" = 1 ] || die "the lab or Prometheus did not become ready"
-say "   ok: lab on ${PORTS[*]}, Prometheus on $prom_port"
+# Ready is not scraping: Prometheus hands its first targets to the scrapers up to ~5 s after
+# it starts. Wait for a scrape of every store, so the crash below falls inside the data.
+for _ in $(seq 300); do
+  scraped=$(curl -fsG "http://127.0.0.1:$prom_port/api/v1/query" --data-urlencode 'query=count(up{job="walab"} == 1)' |
+    python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)') || scraped=0
+  [ "$scraped" = "${#PORTS[@]}" ] && break
+  sleep 0.1
+done
+[ "$scraped" = "${#PORTS[@]}" ] || die "Prometheus did not scrape the ${#PORTS[@]} stores within 30 s"
+say "   ok: lab on ${PORTS[*]}, Prometheus on $prom_port, scraping them"
 started=$(date +%s)
 
 say "== load: ${LOAD_SECONDS}s of writes and reads on every store, a checkpoint, a crash of each"
