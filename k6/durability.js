@@ -9,6 +9,9 @@
 // Environment: KEYS (200 per store), WAIT_MS (0: crash straight after the last write),
 // RESTART_TIMEOUT_S (30), BACKENDS (wal,memory,sled), ADMIN_TOKEN, and the base URLs (lib.js).
 // The test fails (a threshold) if the WAL loses an acknowledged key; the others promise less.
+// Every request is tagged with its store (`backend`) and a fixed `name`, so with
+// `-o experimental-prometheus-rw` (k6/README.md) its requests show per backend on the
+// dashboard's "client view (k6)" row, the crash's refused connections among them.
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { Gauge } from 'k6/metrics';
@@ -34,7 +37,7 @@ export const options = {
 };
 
 function stats(b) {
-  const res = http.get(`${baseUrl(b)}/admin/stats`, { headers: adminHeaders(), timeout: '2s' });
+  const res = http.get(`${baseUrl(b)}/admin/stats`, { headers: adminHeaders(), timeout: '2s', tags: { backend: b, name: 'GET /admin/stats' } });
   return res.status === 200 ? res.json() : null;
 }
 
@@ -51,7 +54,7 @@ export default function () {
       for (let j = i; j < Math.min(KEYS, i + 20); j++) {
         const key = `durability-${run}-${j}`;
         keys.push(key);
-        batch.push(['POST', `${url}/kv`, JSON.stringify({ key, value: { n: j, run } }), { headers: JSON_HEADERS }]);
+        batch.push(['POST', `${url}/kv`, JSON.stringify({ key, value: { n: j, run } }), { headers: JSON_HEADERS, tags: { backend: b, name: 'POST /kv' } }]);
       }
       http.batch(batch).forEach((res, k) => {
         if (res.status === 200) acked[b].push(keys[k]);
@@ -69,7 +72,9 @@ export default function () {
     before[b] = s;
   }
   const crashed = Date.now();
-  const replies = http.batch(BACKENDS.map((b) => ['POST', `${baseUrl(b)}/admin/crash`, null, { headers: adminHeaders() }]));
+  const replies = http.batch(
+    BACKENDS.map((b) => ['POST', `${baseUrl(b)}/admin/crash`, null, { headers: adminHeaders(), tags: { backend: b, name: 'POST /admin/crash' } }]),
+  );
   replies.forEach((res, k) => {
     if (res.status !== 200) throw new Error(`POST ${baseUrl(BACKENDS[k])}/admin/crash answered ${res.status} ${res.error || ''}`);
   });
@@ -96,7 +101,7 @@ export default function () {
       continue;
     }
     g[`${b}_restart_ms`].add(back[b]);
-    const res = http.get(`${baseUrl(b)}/kv?prefix=${encodeURIComponent(`durability-${run}-`)}`);
+    const res = http.get(`${baseUrl(b)}/kv?prefix=${encodeURIComponent(`durability-${run}-`)}`, { tags: { backend: b, name: 'GET /kv?prefix=' } });
     const data = res.status === 200 ? res.json('data') || {} : {};
     const n = acked[b].filter((key) => data[key] !== undefined && data[key].run === run).length;
     g[`${b}_back`].add(n);

@@ -20,12 +20,20 @@ Checks:
 - Prometheus and lab25-k6 wait for every store to be healthy (`condition: service_healthy`);
 - lab25-k6 has k6/ mounted at /scripts and sets what k6/lib.js reads (IN_COMPOSE and the
   three URLs, on the port the stores listen on), and lib.js's IN_COMPOSE defaults agree;
+- k6 remote write: Prometheus runs with its remote-write receiver and native histograms;
+  lab25-k6 sends every run there (K6_OUT=experimental-prometheus-rw, the prometheus
+  service's /api/v1/write, trends as native histograms) and starts Prometheus with it; the
+  dashboards read k6's trends as the histograms it sends, not as per-stat gauges;
 - every `localhost:PORT` in RUNBOOK.md is a port the stack publishes (but 8000, the lab's
   own page, which only `walab lab` serves);
 - every `lab25-...` name in RUNBOOK.md is a service or volume of the stack;
 - prometheus/prometheus.yml scrapes exactly the stores, by service name and container port;
-- Grafana mounts the provisioning and dashboards folders where the provider looks, and every
-  dashboard names the provisioned datasource uid, never a ${DS_...} placeholder.
+- Grafana mounts the provisioning and dashboards folders where the provider looks; the
+  provisioned datasource is Grafana's default Prometheus; every dashboard has a `datasource`
+  variable (type datasource, query prometheus) and every panel, query, annotation and
+  variable refers to it as ${datasource}, never to a fixed uid nor a ${DS_...} placeholder
+  (so the provisioned dashboard loads as it is, and an import into another Grafana asks
+  for nothing).
 """
 
 import json
@@ -117,6 +125,23 @@ def main():
         check(k6_env.get(f"{backend.upper()}_URL") == url, f"lab25-k6 sets {backend.upper()}_URL={url}")
         check(f"{backend}: '{url}'" in lib, f"k6/lib.js's IN_COMPOSE default for {backend} is {url}")
 
+    prom_cmd = services.get("prometheus", {}).get("command") or []
+    check("--web.enable-remote-write-receiver" in prom_cmd,
+          "prometheus takes remote writes (--web.enable-remote-write-receiver)")
+    check("--enable-feature=native-histograms" in prom_cmd,
+          "prometheus stores native histograms (--enable-feature=native-histograms)")
+    listen = next((a.split(":")[-1] for a in prom_cmd if a.startswith("--web.listen-address=")), "9090")
+    check("experimental-prometheus-rw" in k6_env.get("K6_OUT", "").split(","),
+          "lab25-k6 sends every run to Prometheus (K6_OUT=experimental-prometheus-rw)")
+    rw = f"http://prometheus:{listen}/api/v1/write"
+    check(k6_env.get("K6_PROMETHEUS_RW_SERVER_URL") == rw, f"lab25-k6 remote-writes to {rw}")
+    native = str(k6_env.get("K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM", "")).lower() == "true"
+    check(native, "lab25-k6 sends trends as native histograms (K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM)")
+    check("prometheus" in k6.get("depends_on", {}), "lab25-k6 starts Prometheus with it")
+    for dash in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
+        stats = sorted(set(re.findall(r"\bk6_\w+?_(?:p\d+|avg|min|max|med|count|sum)\b", dash.read_text())))
+        check(not stats, f"{dash.name} reads k6's trends as native histograms (per-stat names: {stats})")
+
     all_ports = {p for s in services.values() for p in published(s)}
     runbook = (REPO / "RUNBOOK.md").read_text()
     # 8000 is `walab lab`'s own page, which the Compose stack does not need (Grafana,
@@ -145,16 +170,35 @@ def main():
     check(gm.get(path) == str(REPO / "grafana" / "dashboards"),
           f"grafana mounts grafana/dashboards at the provider's path {path}")
     ds = (REPO / "grafana/provisioning/datasources/prometheus.yml").read_text()
-    uid = re.search(r"uid:\s*(\S+)", ds).group(1)
     check("http://prometheus:9090" in ds and "prometheus" in services,
           "the datasource points at the prometheus service")
+    check(re.search(r"^\s*type:\s*prometheus\s*$", ds, re.M) and re.search(r"^\s*isDefault:\s*true\s*$", ds, re.M),
+          "the provisioned datasource is the default Prometheus (where the datasource variable starts)")
+    variable = {"type": "prometheus", "uid": "${datasource}"}
+    builtin = {"type": "grafana", "uid": "-- Grafana --"}
     for dash in sorted((REPO / "grafana" / "dashboards").glob("*.json")):
         text = dash.read_text()
         check("${DS_" not in text, f"{dash.name} has no ${{DS_...}} placeholder")
-        uids = set(re.findall(r'"uid":\s*"([^"]+)"', text)) - {"-- Grafana --"}
         d = json.loads(text)
-        uids.discard(d.get("uid"))
-        check(uids == {uid}, f"{dash.name} names only the datasource uid {uid} (found {sorted(uids)})")
+        dsvars = [v for v in d.get("templating", {}).get("list", []) if v.get("type") == "datasource"]
+        check([(v.get("name"), v.get("query")) for v in dsvars] == [("datasource", "prometheus")],
+              f"{dash.name} has one datasource variable, `datasource`, of Prometheus datasources")
+        refs = []
+        def walk(o):
+            if isinstance(o, dict):
+                for k, v in o.items():
+                    if k == "datasource":
+                        refs.append(v)
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+        walk(d)
+        odd = [r for r in refs if r not in (variable, builtin, "${datasource}")]
+        check(refs and not odd,
+              f"{dash.name}: all {len(refs)} datasource references are ${{datasource}} (others: {odd[:3]})")
+        uids = set(re.findall(r'"uid":\s*"([^"]+)"', text)) - {"-- Grafana --", "${datasource}", d.get("uid")}
+        check(not uids, f"{dash.name} pins no datasource uid (found {sorted(uids)})")
 
     if failures:
         print(f"\n{len(failures)} check(s) failed")

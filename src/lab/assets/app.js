@@ -1,5 +1,7 @@
 // walab lab's page. Plain JavaScript, no libraries: it polls each server through the lab
-// (/api/<store>/...), draws its own charts on canvas, and runs the runbook's actions.
+// (/api/<store>/...), draws its own charts on canvas, and runs the runbook's actions. Its
+// columns are the backends /lab.json lists, each with the buttons its "supports" allows.
+// With ADMIN_TOKEN set on the lab, the token typed into the page goes with every request.
 //
 // Everything shown comes from the public API: /health, /admin/stats, /admin/wal and
 // /metrics. Latency quantiles are computed like PromQL's
@@ -8,12 +10,51 @@
 // interpolation inside the bucket that holds the quantile.
 'use strict';
 
-const BACKENDS = ['wal', 'memory', 'sled'];
-const WHAT = {
-  wal: 'Our write-ahead log, with snapshots',
-  memory: 'A map in memory, no log',
-  sled: 'sled 0.34, an embedded database, for reference',
+// What the page knows of each backend when /lab.json does not say it itself (a lab from
+// before its entries carried "title" and "supports"), and the few words that are one
+// backend's own story. Everything else is asked of `supports` or read from /admin/stats.
+const KNOWN = {
+  wal: {
+    title: 'Our write-ahead log, with snapshots',
+    supports: { log: true, checkpoint: true, power_loss: true, crash_modes: ['process', 'power-loss'] },
+    storeName: 'WAL',
+    explain: explainWal,
+    logHint: "The WAL store's log records since its last checkpoint, read back from the files on disk "
+      + '(GET /admin/wal), newest first. A checkpoint writes a snapshot of every key and deletes the '
+      + 'log it covers, so the table empties.',
+  },
+  memory: {
+    title: 'A map in memory, no log',
+    supports: { log: false, checkpoint: false, power_loss: false, crash_modes: ['process'] },
+    note: 'No checkpoint or flush: nothing of it is on disk.',
+    explain: explainMemory,
+    recovery: (st) => `Nothing to recover: it starts empty after every restart (it came back with ${plural(st.item_count, 'key')}).`,
+  },
+  sled: {
+    title: 'sled 0.34, an embedded database, for reference',
+    supports: { log: false, checkpoint: true, power_loss: false, crash_modes: ['process'] },
+    checkpointLabel: 'Flush',
+    checkpointDone: "flushed to disk (sled's checkpoint is a flush).",
+    explain: explainSled,
+  },
+  etcd: {
+    title: 'etcd, a replicated log: three members, Raft over a WAL each',
+    supports: { log: true, checkpoint: true, power_loss: false, crash_modes: ['process', 'leader', 'all-members'] },
+    explain: explainEtcd,
+    logHint: "etcd's own history of the lab's keys (GET /admin/wal), newest first: the revisions it has not "
+      + 'compacted away (a checkpoint compacts it). Sequence is the revision; etcd records no time.',
+    recovery: (st) => `Its data lives in the etcd cluster, not in this process: it came back with ${plural(st.item_count, 'key')}.`,
+  },
 };
+const NOTHING_SUPPORTED = { log: false, checkpoint: false, power_loss: false, crash_modes: ['process'] };
+// Crash modes other than a process crash and a power loss, as buttons: label and what it does.
+const CRASH_MODES = {
+  leader: { label: 'Kill the leader member', says: 'SIGKILL the cluster member that leads now; the lab restarts it' },
+  'all-members': { label: 'Kill all members', says: 'SIGKILL every cluster member at once; the lab restarts them' },
+};
+const COUNT_WORDS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+const TOKEN_KEY = 'walab-lab.admin-token';
+const SENDABLE = /^[\x20-\x7e]*$/;
 const STATS_EVERY_MS = 1000;
 const METRICS_EVERY_MS = 2000;
 const WAL_EVERY_MS = 1000;
@@ -22,15 +63,116 @@ const RATE_WINDOW_MS = 10 * 1000;
 const WAL_ROWS = 50;
 const BACK_PATIENCE_MS = 30 * 1000;
 const HISTOGRAM = 'walab_http_request_duration_seconds';
+const RESTARTS = 'walab_process_restarts_total';
 // Which requests count as writes and reads, by method and matched route.
 const WRITES = [['POST', '/kv'], ['DELETE', '/kv/{*key}']];
 const READS = [['GET', '/kv/{*key}'], ['GET', '/kv']];
 
+// The backends the lab runs, in its order, from /lab.json (see describe()).
+const BACKENDS = [];
+const info = {};
 const stores = {};
-for (const b of BACKENDS) {
-  stores[b] = { stats: null, health: null, samples: [], points: [], el: null, port: null };
-}
+let logBackend = null;
 let busy = false;
+
+// One /lab.json entry, with what the page knows filled in where the entry is silent. A
+// power loss is one of the crash modes, or says so itself (`power_loss`).
+function describe(entry) {
+  const b = entry.backend;
+  const known = KNOWN[b] || {};
+  const given = entry.supports || {};
+  const supports = { ...NOTHING_SUPPORTED, ...(known.supports || {}), ...given };
+  const modes = Array.isArray(supports.crash_modes) && supports.crash_modes.length ? supports.crash_modes : ['process'];
+  supports.crash_modes = modes;
+  if (given.power_loss === undefined && Array.isArray(given.crash_modes)) {
+    supports.power_loss = given.crash_modes.includes('power-loss');
+  }
+  return {
+    ...known,
+    backend: b,
+    port: entry.port === undefined ? null : entry.port,
+    url: entry.url || null,
+    title: entry.title || known.title || `The ${b} store`,
+    supports,
+  };
+}
+
+function supports(b, what) {
+  return Boolean(info[b] && info[b].supports[what]);
+}
+
+function countWord(n) {
+  return COUNT_WORDS[n] || String(n);
+}
+
+// ---------------------------------------------------------------------------------------
+// The admin token: typed by the person, kept in this tab's sessionStorage only (never
+// localStorage, never the URL), sent as a bearer token with every request to a store.
+
+function readToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch (_) {
+    return '';
+  }
+}
+
+function keepToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch (_) {
+    // No session storage (a locked-down browser): the token lives in the field only.
+  }
+}
+
+let token = '';
+// What the page says of the token: 'refused' (a 401), 'accepted' (an admin call answered),
+// 'typed' (changed, not tried yet) or 'unknown' (nothing asked yet).
+let tokenState = 'unknown';
+
+function sayToken(state) {
+  if (state === tokenState) return;
+  tokenState = state;
+  const say = document.getElementById('token-say');
+  const field = document.getElementById('token');
+  say.dataset.state = state;
+  field.setAttribute('aria-invalid', String(state === 'refused' || state === 'unsendable'));
+  if (state === 'unsendable') {
+    say.textContent = 'This token cannot go in an HTTP header: an ADMIN_TOKEN holds printable ASCII only. Check what you pasted.';
+    say.hidden = false;
+  } else if (state === 'refused') {
+    say.textContent = token
+      ? 'The stores refused this token (401): paste the ADMIN_TOKEN the lab was started with, exactly.'
+      : 'This lab needs its ADMIN_TOKEN: paste it here. Until then crash, checkpoint, clear and the stores\u2019 stats answer 401.';
+    say.hidden = false;
+  } else if (state === 'accepted' && token) {
+    say.textContent = 'Token accepted: the stores answer the admin calls.';
+    say.hidden = false;
+  } else {
+    say.textContent = '';
+    say.hidden = true;
+  }
+}
+
+function setupToken() {
+  const field = document.getElementById('token');
+  token = readToken();
+  field.value = token;
+  if (!SENDABLE.test(token)) sayToken('unsendable');
+  let soon = null;
+  field.addEventListener('input', () => {
+    token = field.value.trim();
+    keepToken(token);
+    sayToken(SENDABLE.test(token) ? 'typed' : 'unsendable');
+    // Ask the stores once typing pauses, rather than at every key.
+    clearTimeout(soon);
+    soon = setTimeout(() => {
+      pollStats();
+      pollWal();
+    }, 300);
+  });
+}
 
 // ---------------------------------------------------------------------------------------
 // Talking to the servers through the lab
@@ -41,6 +183,9 @@ async function api(backend, method, path, body) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
+  const sent = token;
+  // fetch throws on a header value it cannot send; the server reads printable ASCII only.
+  if (sent && SENDABLE.test(sent)) init.headers.Authorization = `Bearer ${sent}`;
   let response;
   try {
     response = await fetch(`/api/${backend}${path}`, init);
@@ -49,6 +194,11 @@ async function api(backend, method, path, body) {
     return { ok: false, status: 0, json: { error: 'lab_unreachable', detail: String(e) }, text: '' };
   }
   labReachable(true);
+  // What the stores think of the token, unless it changed while this request was out.
+  if (sent === token && tokenState !== 'unsendable') {
+    if (response.status === 401) sayToken('refused');
+    else if (response.ok && path.startsWith('/admin/')) sayToken('accepted');
+  }
   const text = await response.text();
   let json = null;
   try {
@@ -70,6 +220,7 @@ function labReachable(yes) {
 }
 
 function problem(reply) {
+  if (reply.status === 401) return '401: this lab needs its ADMIN_TOKEN: paste it in the token field above';
   if (reply.json && reply.json.detail) return `${reply.status} ${reply.json.error}: ${reply.json.detail}`;
   return `HTTP ${reply.status}`;
 }
@@ -122,6 +273,10 @@ function plural(n, one, many) {
 
 function announce(message) {
   setText(document.getElementById('status'), message);
+  addHistory(message);
+}
+
+function addHistory(message) {
   const item = document.createElement('li');
   const time = new Date().toLocaleTimeString('en-GB');
   item.textContent = `${time}  ${message}`;
@@ -146,38 +301,122 @@ function readN() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The three columns
+// The columns, one per backend the lab runs
 
-function buildColumns(lab) {
+function buildColumns() {
   const template = document.getElementById('store-template');
   const columns = document.getElementById('columns');
+  columns.dataset.count = String(BACKENDS.length);
   for (const b of BACKENDS) {
-    const info = (lab.backends || []).find((x) => x.backend === b);
+    const d = info[b];
     const node = template.content.firstElementChild.cloneNode(true);
     node.id = `store-${b}`;
     node.dataset.backend = b;
     node.setAttribute('aria-labelledby', `store-${b}-h`);
     node.querySelector('h3').id = `store-${b}-h`;
     node.querySelector('.name').textContent = b;
-    node.querySelector('.port').textContent = info ? `:${info.port}` : '';
-    node.querySelector('.what').textContent = WHAT[b];
-    for (const only of node.querySelectorAll('[data-only]')) {
-      if (only.dataset.only !== b) only.remove();
+    node.querySelector('.port').textContent = d.port === null ? '' : `:${d.port}`;
+    node.querySelector('.what').textContent = d.title;
+    const buttons = node.querySelector('.buttons');
+    buttons.setAttribute('aria-label', `Actions on the ${b} store`);
+    for (const [action, label, danger, title] of storeButtons(d)) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.dataset.action = action;
+      if (danger) button.className = 'danger';
+      if (title) button.title = title;
+      // The visible words, then which store, for a screen reader's list of buttons.
+      const [before, after] = label.split('%s');
+      const which = document.createElement('span');
+      which.className = 'visually-hidden the-store';
+      which.textContent = ` the ${b} store`;
+      button.append(before, which);
+      if (after) button.append(after);
+      button.addEventListener('click', () => storeAction(b, action));
+      buttons.append(button);
     }
-    for (const span of node.querySelectorAll('.the-store')) span.textContent = ` the ${b} store`;
-    node.querySelector('.buttons').setAttribute('aria-label', `Actions on the ${b} store`);
-    for (const button of node.querySelectorAll('button[data-action]')) {
-      button.addEventListener('click', () => storeAction(b, button.dataset.action));
-    }
-    if (b === 'memory') {
+    if (d.note) {
       const note = document.createElement('p');
       note.className = 'hint';
-      note.textContent = 'No checkpoint or flush: nothing of it is on disk.';
-      node.querySelector('.buttons').after(note);
+      note.textContent = d.note;
+      buttons.after(note);
     }
     columns.append(node);
     stores[b].el = node;
-    stores[b].port = info ? info.port : null;
+    stores[b].port = d.port;
+  }
+}
+
+// The buttons of one column: [action, label ('%s' is where the store's name goes for a
+// screen reader), danger, tooltip]. A crash mode other than process and power-loss is its
+// own action, "crash:<mode>".
+function storeButtons(d) {
+  const list = [['crash', 'Crash%s (process)', true, 'POST /admin/crash: SIGKILL the server; the lab restarts it']];
+  if (d.supports.power_loss) {
+    list.push(['power-loss', 'Power loss%s', true,
+      'POST /admin/crash?mode=power-loss: cut the log back to what was fsynced, then SIGKILL']);
+  }
+  for (const mode of d.supports.crash_modes) {
+    if (mode === 'process' || mode === 'power-loss') continue;
+    const known = CRASH_MODES[mode];
+    list.push([`crash:${mode}`, known ? `${known.label}%s` : `Crash%s (${mode})`, true,
+      `POST /admin/crash?mode=${mode}${known ? `: ${known.says}` : ''}`]);
+  }
+  if (d.supports.checkpoint) list.push(['checkpoint', `${d.checkpointLabel || 'Checkpoint'}%s`, false, 'POST /admin/checkpoint']);
+  list.push(['clear', 'Clear%s', false, 'POST /admin/clear: delete every key']);
+  return list;
+}
+
+// The words that say how many stores the lab runs ("three" today).
+function sayCount() {
+  const word = countWord(BACKENDS.length);
+  for (const span of document.querySelectorAll('.count')) setText(span, word);
+  document.title = `walab lab: ${word} stores side by side`;
+  const powerLoss = BACKENDS.filter((b) => supports(b, 'power_loss'));
+  const choice = document.getElementById('power-loss-choice');
+  choice.hidden = powerLoss.length === 0;
+  if (powerLoss.length) {
+    const others = powerLoss.length === BACKENDS.length ? '' : ' (the others crash as a process)';
+    setText(document.getElementById('power-loss-label'), `Crash ${powerLossNames()} with a power loss${others}`);
+  }
+}
+
+function storeName(b) {
+  return info[b].storeName || b;
+}
+
+// "the WAL", "the WAL and the etcd store": the stores that can simulate a power loss.
+function powerLossNames() {
+  return BACKENDS.filter((b) => supports(b, 'power_loss'))
+    .map((b) => (info[b].storeName ? `the ${info[b].storeName}` : `the ${b} store`)).join(' and ');
+}
+
+// What the demo and "Crash all" do to the stores, in words.
+function crashWords(powerLoss) {
+  const all = `all ${countWord(BACKENDS.length)}`;
+  const some = BACKENDS.filter((b) => supports(b, 'power_loss')).length;
+  if (!powerLoss || some === 0) return `a process crash of ${all}`;
+  if (some === BACKENDS.length) return `a power loss on ${all}`;
+  return `a power loss on ${powerLossNames()} and a process crash of the others`;
+}
+
+function buildDemoRows() {
+  const body = document.getElementById('demo-rows');
+  for (const b of BACKENDS) {
+    const row = document.createElement('tr');
+    row.id = `demo-${b}`;
+    row.dataset.backend = b;
+    const name = document.createElement('th');
+    name.scope = 'row';
+    name.textContent = b;
+    row.append(name);
+    for (const cls of ['acked', 'back', 'why']) {
+      const td = document.createElement('td');
+      td.className = cls;
+      td.textContent = cls === 'why' ? '' : '…';
+      row.append(td);
+    }
+    body.append(row);
   }
 }
 
@@ -203,14 +442,11 @@ function renderHealth(b) {
 }
 
 function recoveryText(b, st) {
-  if (b === 'memory') {
-    return `Nothing to recover: it starts empty after every restart (it came back with ${plural(st.item_count, 'key')}).`;
-  }
-  if (b === 'sled') {
-    return `sled recovers from its own files and does not report how; it came back with ${plural(st.item_count, 'key')}.`;
-  }
+  if (info[b].recovery) return info[b].recovery(st);
   const r = st.last_recovery;
-  if (!r) return 'Not reported.';
+  if (!r) {
+    return `${b} recovers from its own files and does not report how; it came back with ${plural(st.item_count, 'key')}.`;
+  }
   const parts = [];
   parts.push(`Replayed ${plural(r.entries_replayed, 'log record')}`);
   if (r.snapshot) {
@@ -235,23 +471,76 @@ function renderStats(b) {
   if (!st) return;
   setText(el(root, 'promise'), st.durability ? st.durability.summary : '–');
   setText(el(root, 'items'), st.item_count.toLocaleString('en'));
-  setText(el(root, 'restarts'), String(st.restarts));
   setText(el(root, 'pid'), `${st.pid}, ${duration(st.uptime_seconds)}`);
-  if (b === 'wal') {
+  // Each fact is shown when the stats carry it (and not the one it stands in for),
+  // whichever backend they come from.
+  for (const row of root.querySelectorAll('[data-when]')) {
+    row.hidden = !(row.dataset.when in st) || (row.dataset.unless !== undefined && row.dataset.unless in st);
+  }
+  if ('wal_size_bytes' in st) {
     setText(el(root, 'wal-size'), `${bytes(st.wal_size_bytes)} in ${plural(st.wal_segments, 'segment')}`);
+  }
+  if ('entries_since_checkpoint' in st) {
     setText(el(root, 'since-checkpoint'),
       `${st.entries_since_checkpoint} (checkpoint every ${st.checkpoint_threshold || 'never'}; ${st.checkpoints} since start)`);
+  }
+  if ('fsync_policy' in st) {
     const gc = st.group_commit_batches;
     const mean = gc && gc.batches ? `, ${gc.mean.toFixed(1)} writes per fsync` : '';
     setText(el(root, 'fsync'), `${st.fsync_policy}: ${plural(st.fsync_count, 'fsync')}${mean}`);
   }
-  if (b === 'sled') {
-    setText(el(root, 'sled-size'), bytes(st.size_on_disk_bytes));
+  if ('size_on_disk_bytes' in st) setText(el(root, 'sled-size'), bytes(st.size_on_disk_bytes));
+  if ('sled_flush' in st) {
     setText(el(root, 'sled-flush'), st.sled_flush === 'always'
       ? 'before every acknowledgement (SLED_FLUSH=always)'
       : 'in the background, every 500 ms');
   }
+  if (st.etcd) renderCluster(root, st.etcd);
   setText(el(root, 'recovery'), recoveryText(b, st));
+}
+
+// A replicated store's members: who leads, the Raft term and index, each member's health.
+function renderCluster(root, c) {
+  const members = Array.isArray(c.members) ? c.members : [];
+  const healthy = members.filter((m) => m.healthy).length;
+  const raft = [c.raft_term === undefined ? null : `term ${c.raft_term}`,
+    c.raft_index === undefined ? null : `index ${c.raft_index}`].filter(Boolean).join(', ');
+  setText(el(root, 'etcd-leader'), `${c.leader || 'none (an election is under way)'}${raft ? ` (${raft})` : ''}`);
+  const list = el(root, 'etcd-members');
+  list.setAttribute('aria-label', `${healthy} of ${members.length} members healthy`);
+  const key = JSON.stringify(members.map((m) => [m.name, m.healthy, m.is_leader, m.error]));
+  if (list.dataset.key === key) return;
+  list.dataset.key = key;
+  list.replaceChildren(...members.map((m) => {
+    const item = document.createElement('li');
+    item.dataset.state = !m.healthy ? 'down' : m.is_leader ? 'leader' : 'up';
+    item.dataset.member = m.name;
+    item.title = [m.client_url, m.error].filter(Boolean).join(': ');
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.setAttribute('aria-hidden', 'true');
+    const health = m.healthy ? (m.is_leader ? 'leader' : 'healthy') : 'down';
+    item.append(dot, ` ${m.name}: ${health}`);
+    return item;
+  }));
+}
+
+// The lab's restart count of a store, as last seen (from /admin/stats or from the
+// walab_process_restarts_total of /metrics, whichever saw it first). A count that went up
+// is a restart: said in the status line, or only in the history while the page is busy
+// with an action of its own (which says what it did).
+function noteRestarts(b, n, via, quiet) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return;
+  const s = stores[b];
+  const before = s.restarts;
+  if (before !== null && n <= before) return;
+  s.restarts = n;
+  setText(el(s.el, 'restarts'), String(n));
+  s.el.dataset.restarts = String(n);
+  if (before === null) return;
+  const message = `${b}: the lab restarted it (restart ${n}; ${via} went from ${before} to ${n}).`;
+  if (quiet || busy) addHistory(message);
+  else announce(message);
 }
 
 async function pollStats() {
@@ -263,6 +552,9 @@ async function pollStats() {
       if (stats.ok && stats.json) {
         stores[b].stats = stats.json;
         renderStats(b);
+        noteRestarts(b, stats.json.restarts, 'its restarts in /admin/stats');
+      } else if (stats.status === 401 && !stores[b].stats) {
+        setText(el(stores[b].el, 'promise'), 'not shown: /admin/stats needs the lab\u2019s ADMIN_TOKEN');
       }
     }
     renderHealth(b);
@@ -331,9 +623,15 @@ function total(h) {
 
 // The lab's restart count of the process that answered, from the same scrape (so it can
 // never be out of step with the histogram), or null if the metric is missing.
+// The counter is `walab_process_restarts_total{backend="wal"} 2` (a counter's name ends in
+// _total; the registry labels every series with its backend).
+const RESTARTS_LINE = new RegExp(`^${RESTARTS}(?:\\{[^}]*\\})?[ \\t]+(\\S+)`, 'm');
+
 function restartsIn(text) {
-  const m = /^walab_process_restarts(?:\{[^}]*\})?\s+(\S+)/m.exec(text);
-  return m ? Number(m[1]) : null;
+  const m = RESTARTS_LINE.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]);
+  return Number.isFinite(n) ? n : null;
 }
 
 // A scrape is comparable with an earlier one if the process did not restart in between
@@ -354,6 +652,7 @@ async function pollMetrics() {
       write: histogram(reply.text, WRITES),
       read: histogram(reply.text, READS),
     };
+    noteRestarts(b, sample.restarts, RESTARTS);
     // The base: the oldest scrape in the rate window from the same process. If the process
     // restarted inside the window, its counters started at zero after the last scrape of
     // the old one (what PromQL's rate() assumes at a counter reset).
@@ -505,13 +804,52 @@ function renderCharts(b) {
 let walSeen = 0;
 let walShown = '';
 
+// The viewer shows one backend's GET /admin/wal: the first that keeps a log, or the one
+// picked when several do.
+function buildLogViewer() {
+  const withLog = BACKENDS.filter((b) => supports(b, 'log'));
+  document.getElementById('log-viewer').hidden = withLog.length === 0;
+  logBackend = withLog[0] || null;
+  const choice = document.getElementById('log-choice');
+  if (withLog.length < 2) return;
+  for (const b of withLog) {
+    const label = document.createElement('label');
+    const input = document.createElement('input');
+    input.type = 'radio';
+    input.name = 'log-backend';
+    input.value = b;
+    input.checked = b === logBackend;
+    input.addEventListener('change', () => showLogOf(b));
+    label.append(input, ` ${b}`);
+    choice.append(label);
+  }
+  choice.hidden = false;
+  showLogOf(logBackend);
+}
+
+function showLogOf(b) {
+  logBackend = b;
+  walSeen = 0;
+  walShown = '';
+  document.querySelector('#wal-table tbody').replaceChildren();
+  setText(document.getElementById('log-hint'), info[b].logHint
+    || `The ${b} store's GET /admin/wal, newest first: the history its backend keeps of the lab's keys.`);
+  setText(document.getElementById('wal-summary'), `Waiting for the ${b} store…`);
+  pollWal();
+}
+
 async function pollWal() {
-  const reply = await api('wal', 'GET', `/admin/wal?limit=${WAL_ROWS}`);
+  const b = logBackend;
+  if (!b) return;
+  const reply = await api(b, 'GET', `/admin/wal?limit=${WAL_ROWS}`);
+  if (b !== logBackend) return;
   const summary = document.getElementById('wal-summary');
   if (!reply.ok || !reply.json) {
     setText(summary, reply.status === 502 || reply.status === 503
-      ? 'The WAL store is restarting; the table shows what it held before.'
-      : `Cannot read the log: ${problem(reply)}`);
+      ? `The ${storeName(b)} store is restarting; the table shows what it held before.`
+      : reply.status === 401
+        ? 'The log is behind the lab\u2019s ADMIN_TOKEN: paste it in the token field above.'
+        : `Cannot read the log: ${problem(reply)}`);
     return;
   }
   const { entries, total: all } = reply.json;
@@ -530,19 +868,19 @@ async function pollWal() {
     if (walSeen && e.sequence > walSeen) tr.className = 'new';
     newest = Math.max(newest, e.sequence);
     const value = e.value === null || e.value === undefined ? '–' : JSON.stringify(e.value);
-    const time = new Date(e.timestamp);
+    const time = e.timestamp ? new Date(e.timestamp) : null;
     const cells = [
       String(e.sequence),
       e.operation,
       e.key === null || e.key === undefined ? '–' : e.key,
       value.length > 80 ? `${value.slice(0, 79)}…` : value,
-      isNaN(time) ? e.timestamp : time.toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(time.getMilliseconds()).padStart(3, '0'),
+      !time ? '–' : isNaN(time) ? e.timestamp : time.toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(time.getMilliseconds()).padStart(3, '0'),
     ];
     for (const [i, text] of cells.entries()) {
       const td = document.createElement('td');
       td.textContent = text;
       if (i === 3 && value.length > 80) td.title = value;
-      if (i === 4) td.title = e.timestamp;
+      if (i === 4 && e.timestamp) td.title = e.timestamp;
       if (i === 1) td.className = `op op-${String(e.operation).toLowerCase()}`;
       tr.append(td);
     }
@@ -586,18 +924,36 @@ async function writeAll() {
   pollStats();
 }
 
-function crashPath(b, mode) {
-  return `/admin/crash?mode=${mode === 'power-loss' && b === 'wal' ? 'power-loss' : 'process'}`;
+// A power loss where the backend can simulate one, else a process crash; any other mode
+// the backend lists in its crash_modes as asked.
+function crashMode(b, mode) {
+  if (mode === 'power-loss') return supports(b, 'power_loss') ? 'power-loss' : 'process';
+  return info[b].supports.crash_modes.includes(mode) ? mode : 'process';
 }
 
+// Crash one store; returns {ok, text}, the text saying what happened (a sentence without
+// its full stop).
 async function crash(b, mode) {
-  const reply = await api(b, 'POST', crashPath(b, mode));
-  if (!reply.ok) return `${b}: could not crash it: ${problem(reply)}`;
-  const j = reply.json || {};
+  const asked = crashMode(b, mode);
+  const reply = await api(b, 'POST', `/admin/crash?mode=${encodeURIComponent(asked)}`);
+  if (!reply.ok) return { ok: false, text: `${b}: could not crash it: ${problem(reply)}` };
+  return { ok: true, text: crashSaid(b, asked, reply.json || {}) };
+}
+
+function crashSaid(b, asked, j) {
+  const note = j.note ? String(j.note).replace(/\.$/, '') : null;
+  if (asked !== 'process' && asked !== 'power-loss') {
+    // A mode that kills something other than the server (a replicated store's members):
+    // the server says what it killed, and usually what happens next.
+    if (note) return `${b}: ${note}`;
+    const killed = Array.isArray(j.killed_members) && j.killed_members.length ? j.killed_members.join(', ') : null;
+    return `${b}: crash mode ${asked}${killed ? `: killed ${killed}` : ''}; the lab restarts what was killed`;
+  }
   let text = `${b}: ${j.mode === 'power-loss' ? 'power loss' : 'crashed'} with ${plural(j.items_in_memory || 0, 'key')} in memory`;
   if (j.mode === 'power-loss') {
     text += `; the log was cut back to its fsynced ${plural(j.synced_bytes_kept || 0, 'byte')} (${plural(j.unsynced_bytes_dropped || 0, 'unsynced byte')} dropped)`;
   }
+  if (note) text += `; ${note}`;
   return text;
 }
 
@@ -605,7 +961,7 @@ async function crashAll() {
   setBusy(true);
   const powerLoss = document.getElementById('power-loss').checked;
   const said = await Promise.all(BACKENDS.map((b) => crash(b, powerLoss ? 'power-loss' : 'process')));
-  announce(`${said.join('; ')}. The lab restarts them.`);
+  announce(`${said.map((x) => x.text).join('; ')}.${said.some((x) => x.ok) ? ' The lab restarts them.' : ''}`);
   setBusy(false);
 }
 
@@ -613,16 +969,19 @@ async function storeAction(b, action) {
   setBusy(true);
   try {
     if (action === 'crash' || action === 'power-loss') {
-      announce(`${await crash(b, action)}. The lab restarts it.`);
+      const done = await crash(b, action);
+      announce(`${done.text}.${done.ok ? ' The lab restarts it.' : ''}`);
+    } else if (action.startsWith('crash:')) {
+      announce(`${(await crash(b, action.slice('crash:'.length))).text}.`);
     } else if (action === 'checkpoint') {
       const reply = await api(b, 'POST', '/admin/checkpoint');
+      const j = reply.json || {};
       if (!reply.ok) {
         announce(`${b}: ${action} failed: ${problem(reply)}`);
-      } else if (b === 'wal') {
-        const j = reply.json;
-        announce(`wal: checkpoint created at #${j.sequence}: a snapshot of ${plural(j.keys, 'key')}; ${plural(j.entries_truncated, 'log record')} no longer needed were deleted.`);
+      } else if (j.sequence !== undefined && j.keys !== undefined) {
+        announce(`${b}: checkpoint created at #${j.sequence}: a snapshot of ${plural(j.keys, 'key')}; ${plural(j.entries_truncated, 'log record')} no longer needed were deleted.`);
       } else {
-        announce(`${b}: flushed to disk (sled's checkpoint is a flush).`);
+        announce(`${b}: ${info[b].checkpointDone || j.note || j.status || 'checkpoint done.'}`);
       }
     } else if (action === 'clear') {
       const reply = await api(b, 'POST', '/admin/clear');
@@ -644,6 +1003,7 @@ async function waitBack(b, before, crashedAt) {
       const st = reply.json;
       if (!before || st.pid !== before.pid || st.restarts > before.restarts) {
         stores[b].stats = st;
+        noteRestarts(b, st.restarts, 'its restarts in /admin/stats', true);
         return { took: Math.round(performance.now() - crashedAt), stats: st };
       }
     }
@@ -656,23 +1016,34 @@ function demoRow(b) {
   return document.getElementById(`demo-${b}`);
 }
 
+// Why the demo's count came out as it did: the backend's own story where the page knows
+// it, else what the store promises (its /admin/stats durability summary).
 function explain(b, acked, back, stats, gapMs, powerLoss) {
   if (acked === 0) return 'No write was acknowledged, so there was nothing to keep.';
-  if (b === 'wal') {
-    if (back === acked) {
-      const r = stats && stats.last_recovery;
-      const how = !r ? '.'
-        : `; recovery ${r.snapshot ? `loaded the snapshot at #${r.snapshot.sequence} and ` : ''}replayed ${plural(r.entries_replayed, 'log record')}.`;
-      return `All back${powerLoss ? ', even after a power loss' : ''}: each write was in the log `
-        + `${stats && stats.fsync_policy === 'always' ? 'and fsynced ' : ''}before it was acknowledged${how}`;
-    }
-    return `Lost ${acked - back}: with FSYNC=${stats ? stats.fsync_policy : '?'} an acknowledged write is only in the OS page cache until the next fsync.`;
+  if (info[b].explain) return info[b].explain(acked, back, stats, gapMs, powerLoss);
+  const promise = stats && stats.durability ? ` What it promises: ${stats.durability.summary}.` : '';
+  if (back === acked) return `All back.${promise}`;
+  return `${back === 0 ? 'None' : `${back} of ${acked}`} back.${promise}`;
+}
+
+function explainWal(acked, back, stats, gapMs, powerLoss) {
+  if (back === acked) {
+    const r = stats && stats.last_recovery;
+    const how = !r ? '.'
+      : `; recovery ${r.snapshot ? `loaded the snapshot at #${r.snapshot.sequence} and ` : ''}replayed ${plural(r.entries_replayed, 'log record')}.`;
+    return `All back${powerLoss ? ', even after a power loss' : ''}: each write was in the log `
+      + `${stats && stats.fsync_policy === 'always' ? 'and fsynced ' : ''}before it was acknowledged${how}`;
   }
-  if (b === 'memory') {
-    return back === 0
-      ? 'None back: it kept the keys only in the memory of its process, and the crash took them with it.'
-      : `${back} back, which a memory store cannot do: look at the lab's log.`;
-  }
+  return `Lost ${acked - back}: with FSYNC=${stats ? stats.fsync_policy : '?'} an acknowledged write is only in the OS page cache until the next fsync.`;
+}
+
+function explainMemory(acked, back) {
+  return back === 0
+    ? 'None back: it kept the keys only in the memory of its process, and the crash took them with it.'
+    : `${back} back, which a memory store cannot do: look at the lab's log.`;
+}
+
+function explainSled(acked, back, stats, gapMs) {
   if (stats && stats.sled_flush === 'always') {
     return `${back === acked ? 'All back' : `${back} back`}: with SLED_FLUSH=always sled flushes before acknowledging each write.`;
   }
@@ -686,6 +1057,15 @@ function explain(b, acked, back, stats, gapMs, powerLoss) {
   return `${back} of ${acked} back: sled acknowledges from memory and flushes every 500 ms in the background; the writes after its last flush were lost.${gap}`;
 }
 
+function explainEtcd(acked, back, stats) {
+  if (back === acked) {
+    return 'All back: the crash killed only the walab server in front of etcd; each write was in the Raft logs '
+      + 'of a majority of the members, fsynced, before it was acknowledged.';
+  }
+  const promise = stats && stats.durability ? ` What it promises: ${stats.durability.summary}.` : '';
+  return `Lost ${acked - back}, which an etcd majority should not lose: look at the lab's log.${promise}`;
+}
+
 async function durabilityDemo() {
   const n = readN();
   const run = `demo-${Date.now()}`;
@@ -695,7 +1075,7 @@ async function durabilityDemo() {
   results.hidden = false;
   results.dataset.state = 'running';
   setText(document.getElementById('demo-caption'),
-    `${plural(n, 'key')} (${run}-1…${n}) written to each store, then ${powerLoss ? 'a power loss on the WAL and a process crash of the others' : 'a process crash of all three'}`);
+    `${plural(n, 'key')} (${run}-1…${n}) written to each store, then ${crashWords(powerLoss)}`);
   for (const b of BACKENDS) {
     const row = demoRow(b);
     delete row.dataset.acked;
@@ -714,16 +1094,22 @@ async function durabilityDemo() {
       const reply = await api(b, 'GET', '/admin/stats');
       return reply.ok ? reply.json : null;
     }));
-    announce('Durability demo: crashing all three…');
+    announce(`Durability demo: crashing all ${countWord(BACKENDS.length)}…`);
     const crashedAt = performance.now();
     const said = await Promise.all(BACKENDS.map((b) => crash(b, powerLoss ? 'power-loss' : 'process')));
     const gaps = BACKENDS.map((b, i) => (written[i].lastAck ? Math.round(crashedAt - written[i].lastAck) : null));
-    announce(`Durability demo: ${said.join('; ')}. Waiting for the lab to restart them…`);
-    const back = await Promise.all(BACKENDS.map((b, i) => waitBack(b, before[i], crashedAt)));
+    announce(`Durability demo: ${said.map((x) => x.text).join('; ')}. Waiting for the lab to restart them…`);
+    const back = await Promise.all(BACKENDS.map((b, i) => (said[i].ok ? waitBack(b, before[i], crashedAt) : null)));
     const lines = [];
     for (const [i, b] of BACKENDS.entries()) {
       const row = demoRow(b);
       const acked = written[i].acked.length;
+      if (!said[i].ok) {
+        setText(row.querySelector('.back'), 'not crashed');
+        setText(row.querySelector('.why'), said[i].text);
+        lines.push(`${b}: not crashed`);
+        continue;
+      }
       if (!back[i]) {
         setText(row.querySelector('.back'), 'did not come back');
         setText(row.querySelector('.why'), `No answer from a restarted ${b} server within ${BACK_PATIENCE_MS / 1000} s: look at the lab's log.`);
@@ -737,7 +1123,7 @@ async function durabilityDemo() {
       row.dataset.back = String(kept);
       setText(row.querySelector('.back'), String(kept));
       setText(row.querySelector('.why'),
-        `${explain(b, acked, kept, back[i].stats, gaps[i], powerLoss && b === 'wal')} (restarted in ${back[i].took} ms.)`);
+        `${explain(b, acked, kept, back[i].stats, gaps[i], powerLoss && supports(b, 'power_loss'))} (restarted in ${back[i].took} ms.)`);
       lines.push(`${b}: acknowledged ${acked}, came back ${kept}`);
     }
     results.dataset.state = 'done';
@@ -767,27 +1153,52 @@ function every(ms, task) {
   run();
 }
 
-async function start() {
-  let lab = { backends: [] };
-  try {
-    const reply = await fetch('/lab.json', { cache: 'no-store' });
-    lab = await reply.json();
-  } catch (e) {
+// /lab.json, asked again every second until the lab answers: the columns need it.
+async function loadLab() {
+  for (;;) {
+    try {
+      const reply = await fetch('/lab.json', { cache: 'no-store' });
+      if (reply.ok) {
+        const lab = await reply.json();
+        labReachable(true);
+        return Array.isArray(lab.backends) ? lab.backends.filter((e) => e && typeof e.backend === 'string') : [];
+      }
+    } catch (_) {
+      // not answering: said by the banner, tried again below
+    }
     labReachable(false);
+    await new Promise((resolve) => setTimeout(resolve, STATS_EVERY_MS));
   }
-  buildColumns(lab);
+}
+
+async function start() {
+  setupToken();
+  for (const entry of await loadLab()) {
+    const d = describe(entry);
+    if (info[d.backend]) continue;
+    info[d.backend] = d;
+    BACKENDS.push(d.backend);
+    stores[d.backend] = { stats: null, health: null, samples: [], points: [], el: null, port: null, restarts: null };
+  }
+  sayCount();
+  buildColumns();
+  buildDemoRows();
+  buildLogViewer();
   document.getElementById('demo').addEventListener('click', durabilityDemo);
   document.getElementById('write-all').addEventListener('click', writeAll);
   document.getElementById('crash-all').addEventListener('click', crashAll);
-  // Until all three are up for the first time, say how many are.
+  // Until all the stores are up for the first time, say how many are.
+  const all = BACKENDS.length;
   let upSaid = -1;
   every(STATS_EVERY_MS, async () => {
     await pollStats();
-    if (upSaid !== 3 && !busy) {
+    if (upSaid !== all && !busy) {
       const up = BACKENDS.filter((b) => stores[b].health === 200).length;
       if (up !== upSaid) {
         upSaid = up;
-        announce(up === 3 ? 'All three stores are up. Try the durability demo.' : `${up} of 3 stores are up; waiting for the others.`);
+        announce(up === all
+          ? `All ${countWord(all)} stores are up. Try the durability demo.`
+          : `${up} of ${all} stores are up; waiting for the others.`);
       }
     }
   });

@@ -4,15 +4,21 @@
 # Starts a real `walab lab` (target/release/walab, or under $CARGO_TARGET_DIR, so build with
 # `cargo build --release` first; WALAB=path to use another binary) with its data in a
 # temporary directory, on four free ports (three servers and the page), waits for it to
-# say it is ready, runs durability.mjs (Debian's /usr/bin/chromium driven by
-# playwright-core), and stops the lab with SIGINT as Ctrl-C would.
+# say it is ready, runs durability.mjs (the demo, charts, WAL viewer, layout) and
+# columns.mjs (a fourth backend in /lab.json, answered by the script) in Debian's
+# /usr/bin/chromium driven by playwright-core, and stops the lab with SIGINT as Ctrl-C
+# would. Then it starts a second lab with ADMIN_TOKEN set and runs token.mjs (the token
+# field, and a restart seen through walab_process_restarts_total).
 #
 # Installs what is missing: chromium, nodejs and npm (apt-get, through sudo when not
 # root), and playwright-core (`npm ci` here; node_modules is not committed).
 #
-# Leaves target/ui-screenshot.png (the page after the demo, kept as a CI artifact) and, on
-# failure, target/ui-lab.log. UI_SCREENSHOT=path writes the screenshot elsewhere;
-# E2E_KEEP=1 keeps the temporary directory.
+# Leaves target/ui-screenshot.png (the page after the demo, kept as a CI artifact) and
+# target/ui-columns.png (four columns) and, on failure, target/ui-token.png and
+# target/ui-lab.log. UI_SCREENSHOT=path writes the first screenshot elsewhere (the others
+# beside it); E2E_KEEP=1 keeps the temporary directory. UI_ASSETS=src/lab/assets serves
+# the page's files from that directory instead of the binary's (they are compiled in), to
+# try edited page files against an already built walab.
 
 set -euo pipefail
 
@@ -62,8 +68,8 @@ say "node $(node --version)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/walab-ui.XXXXXX")
 lab_pid=""
-cleanup() {
-  local rc=$?
+lab_log=""
+stop_lab_now() {
   if [ -n "$lab_pid" ] && kill -0 "$lab_pid" 2> /dev/null; then
     kill -INT "$lab_pid" 2> /dev/null || true
     for _ in $(seq 100); do
@@ -72,9 +78,13 @@ cleanup() {
     done
     kill -KILL "$lab_pid" 2> /dev/null || true
   fi
-  if [ "$rc" != 0 ] && [ -f "$tmp/lab.log" ]; then
+}
+cleanup() {
+  local rc=$?
+  stop_lab_now
+  if [ "$rc" != 0 ] && [ -n "$lab_log" ] && [ -f "$lab_log" ]; then
     mkdir -p "$(dirname "$screenshot")"
-    cp "$tmp/lab.log" "$(dirname "$screenshot")/ui-lab.log" || true
+    cp "$lab_log" "$(dirname "$screenshot")/ui-lab.log" || true
     say "the lab's log: $(dirname "$screenshot")/ui-lab.log" >&2
   fi
   if [ "${E2E_KEEP:-0}" = 1 ]; then
@@ -88,7 +98,8 @@ trap cleanup EXIT
 
 # Four free ports, picked below the kernel's ephemeral range (32768 and up) so no outgoing
 # connection takes one between this check and the lab's bind.
-read -r ui wal memory sled < <(python3 -c '
+free_ports() {
+  python3 -c '
 import random, socket
 ports = []
 while len(ports) < 4:
@@ -102,36 +113,67 @@ while len(ports) < 4:
             continue
     ports.append(port)
 print(*ports)
-')
+'
+}
 
-say "== starting walab lab: page :$ui, wal :$wal, memory :$memory, sled :$sled"
-# The defaults the page describes: FSYNC=always, sled flushing in the background.
-env -u FSYNC -u SLED_FLUSH -u ADMIN_TOKEN -u CHECKPOINT_THRESHOLD \
-  "$walab" lab --data-dir "$tmp/data" --ui-port "$ui" \
-  --wal-port "$wal" --memory-port "$memory" --sled-port "$sled" > "$tmp/lab.log" 2>&1 &
-lab_pid=$!
-for _ in $(seq $((READY_PATIENCE_S * 10))); do
-  grep -q "walab lab is ready" "$tmp/lab.log" && break
-  kill -0 "$lab_pid" 2> /dev/null || die "walab lab exited during start-up: $(cat "$tmp/lab.log")"
-  sleep 0.1
-done
-grep -q "walab lab is ready" "$tmp/lab.log" || die "walab lab not ready within $READY_PATIENCE_S s"
-grep -q "http://127.0.0.1:$ui .*page" "$tmp/lab.log" || die "the lab did not print the page's URL: $(cat "$tmp/lab.log")"
-say "   ok: the lab printed the page's URL, http://127.0.0.1:$ui"
+# start_lab NAME [VAR=value...]: a lab with its data in $tmp/NAME, on free ports, with the
+# defaults the page describes (FSYNC=always, sled flushing in the background) and the
+# given variables; sets ui (its page's port), lab_pid and lab_log.
+start_lab() {
+  local name=$1 wal memory sled
+  shift
+  read -r ui wal memory sled < <(free_ports)
+  lab_log="$tmp/$name.log"
+  say "== starting walab lab ($name): page :$ui, wal :$wal, memory :$memory, sled :$sled"
+  env -u FSYNC -u SLED_FLUSH -u ADMIN_TOKEN -u CHECKPOINT_THRESHOLD "$@" \
+    "$walab" lab --data-dir "$tmp/$name" --ui-port "$ui" \
+    --wal-port "$wal" --memory-port "$memory" --sled-port "$sled" > "$lab_log" 2>&1 &
+  lab_pid=$!
+  for _ in $(seq $((READY_PATIENCE_S * 10))); do
+    grep -q "walab lab is ready" "$lab_log" && break
+    kill -0 "$lab_pid" 2> /dev/null || die "walab lab exited during start-up: $(cat "$lab_log")"
+    sleep 0.1
+  done
+  grep -q "walab lab is ready" "$lab_log" || die "walab lab not ready within $READY_PATIENCE_S s"
+  grep -q "http://127.0.0.1:$ui .*page" "$lab_log" || die "the lab did not print the page's URL: $(cat "$lab_log")"
+  say "   ok: the lab printed the page's URL, http://127.0.0.1:$ui"
+}
+
+stop_lab() {
+  say "== stopping the lab (SIGINT)"
+  kill -INT "$lab_pid"
+  local rc=0
+  wait "$lab_pid" || rc=$?
+  lab_pid=""
+  [ "$rc" = 0 ] || die "walab lab exited with $rc after SIGINT: $(tail -n 20 "$lab_log")"
+  grep -q "walab lab stopped" "$lab_log" || die "the lab did not say 'walab lab stopped'"
+  say "   ok: the lab stopped cleanly (exit 0) with the page open"
+}
+
+# browse SCRIPT PROFILE [VAR=value...]: one script, in a fresh Chromium profile.
+browse() {
+  local script=$1 profile=$2
+  shift 2
+  mkdir -p "$tmp/$profile"
+  env UI_URL="http://127.0.0.1:$ui/" PROFILE_DIR="$tmp/$profile" CHROMIUM="$chromium" "$@" \
+    node "$here/$script"
+}
 
 # ---------------------------------------------------------------------------------------
-# the browser
+# the page over a lab without a token
 
-mkdir -p "$(dirname "$screenshot")" "$tmp/profile"
-UI_URL="http://127.0.0.1:$ui/" SCREENSHOT="$screenshot" PROFILE_DIR="$tmp/profile" \
-  CHROMIUM="$chromium" node "$here/durability.mjs"
+shots=$(dirname "$screenshot")
+mkdir -p "$shots"
+start_lab lab
+browse durability.mjs profile SCREENSHOT="$screenshot"
+browse columns.mjs profile-columns SCREENSHOT="$shots/ui-columns.png"
+stop_lab
 
-say "== stopping the lab (SIGINT)"
-kill -INT "$lab_pid"
-rc=0
-wait "$lab_pid" || rc=$?
-lab_pid=""
-[ "$rc" = 0 ] || die "walab lab exited with $rc after SIGINT: $(tail -n 20 "$tmp/lab.log")"
-grep -q "walab lab stopped" "$tmp/lab.log" || die "the lab did not say 'walab lab stopped'"
-say "   ok: the lab stopped cleanly (exit 0) with the page open"
-say "PASS (screenshot: $screenshot)"
+# ---------------------------------------------------------------------------------------
+# the page over a lab with ADMIN_TOKEN
+
+token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+start_lab lab-token ADMIN_TOKEN="$token"
+browse token.mjs profile-token ADMIN_TOKEN="$token" SCREENSHOT="$shots/ui-token.png"
+stop_lab
+say "PASS (screenshots: $screenshot, $shots/ui-columns.png)"
