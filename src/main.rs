@@ -56,6 +56,9 @@ enum Command {
         /// Print every record, not only the summary of each file.
         #[arg(long)]
         records: bool,
+        /// Print the same facts as one JSON document, for scripts (`jq`).
+        #[arg(long)]
+        json: bool,
     },
     /// Crash a server again and again under concurrent writers and count, after every
     /// restart, the acknowledged writes that did not survive.
@@ -101,7 +104,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Inspect { dir, records } => walab::inspect::run(&dir, records),
+        Command::Inspect { dir, records, json } => walab::inspect::run(&dir, records, json),
         Command::Torture(options) => walab::torture::run(options),
     }
 }
