@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use walab_store::etcd::EtcdSettings;
 use walab_store::{BackendConfig, BackendKind, SledFlush};
 use walab_wal::{RecoveryMode, SyncPolicy};
 
@@ -20,7 +21,7 @@ use crate::telemetry::LogFormat;
 /// Everything `walab serve` needs to know. Defaults are documented per field.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `KV_BACKEND`: wal (default), memory or sled. `WAL_ENABLED=false` means memory.
+    /// `KV_BACKEND`: wal (default), memory, sled or etcd. `WAL_ENABLED=false` means memory.
     pub backend: BackendKind,
     /// `HOST`: the address to listen on (default `127.0.0.1`: the lab runs on laptops, and
     /// its admin API must not be reachable from the network unless asked for).
@@ -50,6 +51,9 @@ pub struct Config {
     pub segment_bytes: u64,
     /// `SLED_FLUSH`: when sled flushes (default background).
     pub sled_flush: SledFlush,
+    /// `ETCD_ENDPOINTS` (comma-separated client URLs, default `http://127.0.0.1:2379`),
+    /// `ETCD_PREFIX` (default `walab/`), `ETCD_PID_DIR` (set by `walab lab --etcd`).
+    pub etcd: EtcdSettings,
     /// `MAX_VALUE_BYTES`: the largest value accepted, as JSON text (default 1 MiB).
     pub max_value_bytes: usize,
     /// `ADMIN_TOKEN`: when set, `/admin/*` needs `Authorization: Bearer <token>`.
@@ -155,8 +159,8 @@ impl Config {
         };
         let backend = match get("KV_BACKEND") {
             Some(v) => parse_with("KV_BACKEND", &v, BackendKind::from_str)?,
-            None if !wal_enabled => BackendKind::Memory,
-            None => BackendKind::Wal,
+            None if !wal_enabled => BackendKind::named("memory"),
+            None => BackendKind::named("wal"),
         };
 
         let port = match get("PORT") {
@@ -290,6 +294,27 @@ impl Config {
             })?,
         };
 
+        let defaults = EtcdSettings::default();
+        let etcd = EtcdSettings {
+            endpoints: get("ETCD_ENDPOINTS").map_or(defaults.endpoints, |v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
+            prefix: get("ETCD_PREFIX").unwrap_or(defaults.prefix),
+            pid_dir: get("ETCD_PID_DIR").map(PathBuf::from),
+        };
+        if let Some(bad) = etcd.endpoints.iter().find(|e| !e.starts_with("http://")) {
+            return Err(ConfigError {
+                var: "ETCD_ENDPOINTS",
+                message: format!(
+                    "expected comma-separated http://host:port URLs of etcd members, got '{bad}'"
+                ),
+            });
+        }
+
         Ok(Config {
             backend,
             host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
@@ -310,6 +335,7 @@ impl Config {
             segment_bytes,
             sled_flush: opt_parse("SLED_FLUSH", get("SLED_FLUSH"), SledFlush::from_str)?
                 .unwrap_or_default(),
+            etcd,
             max_value_bytes,
             admin_token: get("ADMIN_TOKEN"),
             log_format: opt_parse("LOG_FORMAT", get("LOG_FORMAT"), LogFormat::from_str)?
@@ -324,9 +350,9 @@ impl Config {
         })
     }
 
-    /// Whether this server runs the write-ahead log (the runbook's `wal_enabled`).
+    /// Whether this server's backend keeps a log (the runbook's `wal_enabled`).
     pub fn wal_enabled(&self) -> bool {
-        self.backend == BackendKind::Wal
+        self.backend.supports().log
     }
 
     /// What [`walab_store::open_backend`] needs.
@@ -344,6 +370,7 @@ impl Config {
             data_dir: self.data_dir.clone(),
             wal,
             sled_flush: self.sled_flush,
+            etcd: self.etcd.clone(),
         }
     }
 }
@@ -422,7 +449,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = parse(&[]).expect("defaults parse");
-        assert_eq!(c.backend, BackendKind::Wal);
+        assert_eq!(c.backend, BackendKind::named("wal"));
         assert_eq!(c.host, "127.0.0.1");
         assert_eq!(c.limits, Limits::default());
         assert!(c.allowed_origins.is_empty());
@@ -479,7 +506,7 @@ mod tests {
             ),
         ])
         .expect("valid values parse");
-        assert_eq!(c.backend, BackendKind::Sled);
+        assert_eq!(c.backend, BackendKind::named("sled"));
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8003));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.checkpoint_threshold, 0);
@@ -524,12 +551,12 @@ mod tests {
     #[test]
     fn wal_enabled_false_is_the_memory_backend_unless_kv_backend_says_otherwise() {
         let c = parse(&[("WAL_ENABLED", "false")]).expect("parses");
-        assert_eq!(c.backend, BackendKind::Memory);
+        assert_eq!(c.backend, BackendKind::named("memory"));
         assert_eq!(c.service_name, "walab-memory");
         let c = parse(&[("WAL_ENABLED", "true")]).expect("parses");
-        assert_eq!(c.backend, BackendKind::Wal);
+        assert_eq!(c.backend, BackendKind::named("wal"));
         let c = parse(&[("WAL_ENABLED", "false"), ("KV_BACKEND", "sled")]).expect("parses");
-        assert_eq!(c.backend, BackendKind::Sled);
+        assert_eq!(c.backend, BackendKind::named("sled"));
     }
 
     #[test]

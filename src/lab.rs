@@ -1,12 +1,13 @@
-//! `walab lab`: the three servers of the runbook side by side, restarted when they die.
+//! `walab lab`: the runbook's servers side by side, restarted when they die.
 //!
-//! It plays the part Compose's `restart: always` plays in the container stack: wal on 8001,
-//! memory on 8002, sled on 8003, each a `walab serve` child with its own data directory.
-//! It also serves its own web page on 8000 (the three side by side, see [`ui`]). It checks
-//! the ports before starting anything (a clear error beats three children dying in a
-//! loop), prints the URLs once all three are healthy, and on Ctrl-C or SIGTERM stops the
-//! children and exits 0. Children die with the lab even if it is killed (SIGKILL on parent
-//! death, see [`crate::sys::die_with_parent`]).
+//! It plays the part Compose's `restart: always` plays in the container stack: one
+//! `walab serve` child per backend of the catalog (wal on 8001, memory on 8002, sled on
+//! 8003; with `--etcd`, a three-member etcd cluster and the etcd backend on 8004), each with
+//! its own data directory. It also serves its own web page on 8000 (the servers side by
+//! side, see [`ui`]). It checks the ports before starting anything (a clear error beats
+//! children dying in a loop), prints the URLs once all are healthy, and on Ctrl-C or
+//! SIGTERM stops the children and exits 0. Children die with the lab even if it is killed
+//! (SIGKILL on parent death, see [`crate::sys::die_with_parent`]).
 //!
 //! - [`child`]: supervising one child: spawn, wait, restart, back off, stop.
 //! - [`probe`]: the tiny HTTP client that asks `/health` and carries the page's requests.
@@ -18,34 +19,27 @@ pub mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use walab_store::BackendKind;
+use walab_store::etcd::cluster::{self, ClusterSpec};
+use walab_store::{BackendKind, InLab};
 
-use self::child::Spec;
-
-/// The three ports.
-#[derive(Debug, Clone, Copy)]
-pub struct Ports {
-    /// The write-ahead-log server (default 8001).
-    pub wal: u16,
-    /// The memory-only server (default 8002).
-    pub memory: u16,
-    /// The sled server (default 8003).
-    pub sled: u16,
-}
+use self::child::{Program, Spec};
 
 /// What `walab lab` was asked to do.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     /// Each backend gets `<data_dir>/<backend>`.
     pub data_dir: PathBuf,
-    /// The address all three listen on.
+    /// The address the servers listen on.
     pub host: String,
-    /// Their ports.
-    pub ports: Ports,
+    /// Ports other than the catalog's (`--port wal=9001`, or `--wal-port 9001`).
+    pub ports: Vec<(BackendKind, u16)>,
+    /// The flags that add backends (`etcd` for `--etcd`).
+    pub with: Vec<String>,
     /// The port of the lab's web page (default 8000); 0: no page.
     pub ui_port: u16,
     /// The connection limits of the page's server (the children read theirs from the same
@@ -81,10 +75,12 @@ pub async fn run(options: LabOptions) -> ExitCode {
         let url = (specs[0].probe_host.clone(), options.ui_port);
         let targets = specs
             .iter()
-            .map(|s| ui::Target {
-                kind: s.kind,
-                host: s.probe_host.clone(),
-                port: s.port,
+            .filter_map(|s| {
+                Some(ui::Target {
+                    kind: s.kind()?,
+                    host: s.probe_host.clone(),
+                    port: s.port,
+                })
             })
             .collect();
         let mut stop = stop_rx.clone();
@@ -113,7 +109,7 @@ pub async fn run(options: LabOptions) -> ExitCode {
     let announce = tokio::spawn(announce_when_ready(specs, page_at));
 
     crate::shutdown::signal().await;
-    tracing::info!("stopping the three servers");
+    tracing::info!("stopping the servers");
     announce.abort();
     // Every supervisor holds a receiver, so this cannot fail while any of them runs.
     let _ = stop_tx.send(true);
@@ -131,7 +127,8 @@ pub async fn run(options: LabOptions) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Check the ports, create the data directories, and describe the three children.
+/// Check the ports, create the data directories, and describe the children: the etcd
+/// members first (when asked for), then one server per backend.
 fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the walab executable to start servers with: {e}"))?;
@@ -139,26 +136,28 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
         "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_owned(),
         host => host.to_owned(),
     };
-    let p = options.ports;
+    let wanted: Vec<(BackendKind, u16, String)> = BackendKind::all()
+        .filter(|kind| match kind.info().in_lab {
+            InLab::Always => true,
+            InLab::WithFlag(flag) => options.with.iter().any(|w| w == flag),
+        })
+        .map(|kind| {
+            let port = options
+                .ports
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(kind.info().lab_port, |(_, p)| *p);
+            (kind, port, format!("--{kind}-port"))
+        })
+        .collect();
     if options.ui_port != 0
-        && let Some(flag) = [
-            (p.wal, "--wal-port"),
-            (p.memory, "--memory-port"),
-            (p.sled, "--sled-port"),
-        ]
-        .iter()
-        .find_map(|(port, flag)| (*port == options.ui_port).then_some(flag))
+        && let Some((_, _, flag)) = wanted.iter().find(|(_, port, _)| *port == options.ui_port)
     {
         return Err(format!(
             "--ui-port and {flag} are both {}; give the page a port of its own (--ui-port 0: no page)",
             options.ui_port
         ));
     }
-    let wanted = [
-        (BackendKind::Wal, p.wal, "--wal-port"),
-        (BackendKind::Memory, p.memory, "--memory-port"),
-        (BackendKind::Sled, p.sled, "--sled-port"),
-    ];
     for (i, (kind, port, flag)) in wanted.iter().enumerate() {
         if *port == 0 {
             return Err(format!(
@@ -171,41 +170,88 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             ));
         }
     }
-    for (kind, port, flag) in wanted {
-        // Binding and dropping at once leaves a small race with whoever grabs the port next,
-        // but it turns the common case (a lab already running) into one clear line.
-        match std::net::TcpListener::bind((options.host.as_str(), port)) {
-            Ok(listener) => drop(listener),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(format!(
-                    "port {port} ({kind}) is already in use on {}; stop what uses it or pass {flag}",
+    let etcd = if options.with.iter().any(|w| w == "etcd") {
+        let bin = cluster::find_etcd().map_err(|e| format!("--etcd: {e}"))?;
+        Some((
+            bin,
+            Arc::new(ClusterSpec::new(&options.data_dir, &cluster::LAB_PORTS)),
+        ))
+    } else {
+        None
+    };
+    let mut listeners: Vec<(u16, String)> = wanted
+        .iter()
+        .map(|(kind, port, flag)| {
+            (
+                *port,
+                format!(
+                    "({kind}) is already in use on {}; stop what uses it or pass {flag}",
                     options.host
-                ));
-            }
-            Err(e) => {
-                return Err(format!(
-                    "cannot listen on {}:{port} ({kind}): {e}",
-                    options.host
-                ));
+                ),
+            )
+        })
+        .collect();
+    if let Some((_, spec)) = &etcd {
+        for m in &spec.members {
+            for port in [m.client_port, m.peer_port] {
+                listeners.push((port, format!("({}, for the lab's etcd cluster) is already in use; stop what uses it (another lab with --etcd?)", m.name)));
             }
         }
     }
-    wanted
-        .into_iter()
-        .map(|(kind, port, _)| {
-            let data_dir = options.data_dir.join(kind.as_str());
-            std::fs::create_dir_all(&data_dir)
-                .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-            Ok(Spec {
+    for (port, in_use) in &listeners {
+        // Binding and dropping at once leaves a small race with whoever grabs the port next,
+        // but it turns the common case (a lab already running) into one clear line.
+        match std::net::TcpListener::bind((options.host.as_str(), *port)) {
+            Ok(listener) => drop(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                return Err(format!("port {port} {in_use}"));
+            }
+            Err(e) => {
+                return Err(format!("cannot listen on {}:{port}: {e}", options.host));
+            }
+        }
+    }
+    let mut specs = Vec::new();
+    let mut server_env = Vec::new();
+    if let Some((bin, cluster)) = &etcd {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", options.data_dir.display()))?;
+        for (index, m) in cluster.members.iter().enumerate() {
+            specs.push(Spec {
+                program: Program::EtcdMember {
+                    cluster: Arc::clone(cluster),
+                    index,
+                    etcd: bin.clone(),
+                },
+                host: cluster.host.clone(),
+                probe_host: cluster.host.clone(),
+                port: m.client_port,
+                data_dir: m.data_dir.clone(),
+            });
+        }
+        server_env.push(("ETCD_ENDPOINTS".to_owned(), cluster.endpoints().join(",")));
+        server_env.push((
+            "ETCD_PID_DIR".to_owned(),
+            cluster.run_dir.display().to_string(),
+        ));
+    }
+    for (kind, port, _) in wanted {
+        let data_dir = options.data_dir.join(kind.as_str());
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+        specs.push(Spec {
+            program: Program::Server {
                 kind,
-                host: options.host.clone(),
-                probe_host: probe_host.clone(),
-                port,
-                data_dir,
                 exe: exe.clone(),
-            })
-        })
-        .collect()
+                env: server_env.clone(),
+            },
+            host: options.host.clone(),
+            probe_host: probe_host.clone(),
+            port,
+            data_dir,
+        });
+    }
+    Ok(specs)
 }
 
 /// Listen for the page's server, unless `--ui-port 0` turned it off.
@@ -248,33 +294,41 @@ async fn announce_when_ready(specs: Vec<Spec>, page: Option<(String, u16)>) {
         }
     }
     println!("walab lab is ready:");
-    for spec in &specs {
+    let servers: Vec<(&Spec, BackendKind)> =
+        specs.iter().filter_map(|s| Some((s, s.kind()?))).collect();
+    for (spec, kind) in &servers {
         println!(
             "  http://{}:{:<5}  {:<6}  {}",
             spec.probe_host,
             spec.port,
-            spec.kind.as_str(),
-            what_it_is(spec.kind)
+            kind.as_str(),
+            kind.info().title
+        );
+    }
+    let members: Vec<String> = specs
+        .iter()
+        .filter(|s| s.kind().is_none())
+        .map(|s| format!("{}:{}", s.name(), s.port))
+        .collect();
+    if !members.is_empty() {
+        println!(
+            "  etcd members: {} (data and logs in {})",
+            members.join(", "),
+            specs[0]
+                .data_dir
+                .parent()
+                .map_or_else(String::new, |d| d.display().to_string())
         );
     }
     if let Some((host, port)) = page {
         println!(
-            "  http://{host}:{port:<5}  page    the lab's page: all three side by side, in a browser"
+            "  http://{host}:{port:<5}  page    the lab's page: the servers side by side, in a browser"
         );
     }
+    let (host, port) = servers.first().map_or(("127.0.0.1", 8001), |(s, _)| {
+        (s.probe_host.as_str(), s.port)
+    });
     println!(
-        "Crash one with: curl -X POST http://{}:{}/admin/crash  (the lab restarts it). Stop with Ctrl-C.",
-        specs.first().map_or("127.0.0.1", |s| s.probe_host.as_str()),
-        specs.first().map_or(8001, |s| s.port)
+        "Crash one with: curl -X POST http://{host}:{port}/admin/crash  (the lab restarts it). Stop with Ctrl-C."
     );
-}
-
-fn what_it_is(kind: BackendKind) -> &'static str {
-    match kind {
-        BackendKind::Wal => "write-ahead log: acknowledged writes survive a crash",
-        BackendKind::Memory => "memory only (no WAL): a crash loses everything",
-        BackendKind::Sled => {
-            "sled 0.34: durable once sled flushes (SLED_FLUSH=always: every write)"
-        }
-    }
 }

@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use walab::Config;
-use walab::lab::{LabOptions, Ports};
+use walab::lab::LabOptions;
+use walab_store::BackendKind;
 
 /// A lab that shows what a write-ahead log buys you.
 #[derive(Debug, Parser)]
@@ -27,24 +28,24 @@ enum Command {
     /// the limits MAX_CONNECTIONS, HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, ...; README:
     /// Configuration).
     Serve,
-    /// Run the wal, memory and sled servers side by side and restart any that dies.
+    /// Run the wal, memory and sled servers side by side (with --etcd, also an etcd
+    /// cluster and the etcd server) and restart any that dies.
     Lab {
         /// Each backend keeps its files in a subdirectory of this.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
-        /// The address the three servers listen on.
+        /// The address the servers listen on.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        /// Port of the write-ahead-log server.
-        #[arg(long, default_value_t = 8001)]
-        wal_port: u16,
-        /// Port of the memory-only server.
-        #[arg(long, default_value_t = 8002)]
-        memory_port: u16,
-        /// Port of the sled server.
-        #[arg(long, default_value_t = 8003)]
-        sled_port: u16,
-        /// Port of the lab's web page (the three servers side by side); 0: no page.
+        /// A server's port other than its default (wal=8001, memory=8002, sled=8003,
+        /// etcd=8004); repeat for more. `--wal-port 9001` says the same.
+        #[arg(long = "port", value_name = "BACKEND=PORT", value_parser = parse_port)]
+        ports: Vec<(BackendKind, u16)>,
+        /// Also run a three-member etcd cluster (ports 12379/22379/32379, data in
+        /// DATA_DIR/etcd-N) and the etcd backend on 8004. Needs `etcd` on PATH.
+        #[arg(long)]
+        etcd: bool,
+        /// Port of the lab's web page (the servers side by side); 0: no page.
         #[arg(long, default_value_t = 8000)]
         ui_port: u16,
     },
@@ -66,15 +67,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(port_flags_as_port_pairs(std::env::args_os()));
     match cli.command {
         Command::Serve => serve(),
         Command::Lab {
             data_dir,
             host,
-            wal_port,
-            memory_port,
-            sled_port,
+            ports,
+            etcd,
             ui_port,
         } => {
             // The children read the same environment; the page's proxy keeps their limits,
@@ -91,10 +91,11 @@ fn main() -> ExitCode {
             let options = LabOptions {
                 data_dir,
                 host,
-                ports: Ports {
-                    wal: wal_port,
-                    memory: memory_port,
-                    sled: sled_port,
+                ports,
+                with: if etcd {
+                    vec!["etcd".into()]
+                } else {
+                    Vec::new()
                 },
                 ui_port,
                 limits,
@@ -175,6 +176,49 @@ fn serve() -> ExitCode {
     // Flush the spans still queued (a clean shutdown only; a crash loses them, as it should).
     drop(traces);
     code
+}
+
+/// `wal=9001` for `--port`.
+fn parse_port(text: &str) -> Result<(BackendKind, u16), String> {
+    let (name, port) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected BACKEND=PORT, like wal=9001; got '{text}'"))?;
+    let port = port
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{port}' is not a port number (0 to 65535)"))?;
+    Ok((name.parse()?, port))
+}
+
+/// `--wal-port 9001` (and `--<backend>-port=9001`) as `--port wal=9001`, for every backend
+/// of the catalog: the flags the lab has always had, without a flag per backend in the CLI.
+fn port_flags_as_port_pairs(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy();
+        let flag = text.strip_prefix("--").and_then(|rest| {
+            let (name, value) = match rest.split_once('=') {
+                Some((name, value)) => (name, Some(value.to_owned())),
+                None => (rest, None),
+            };
+            let backend = name.strip_suffix("-port")?;
+            BackendKind::all()
+                .any(|k| k.as_str() == backend)
+                .then(|| (backend.to_owned(), value))
+        });
+        match flag {
+            Some((backend, value)) => {
+                let value = value.or_else(|| args.next().map(|v| v.to_string_lossy().into_owned()));
+                out.push("--port".into());
+                out.push(format!("{backend}={}", value.unwrap_or_default()).into());
+            }
+            None => out.push(arg),
+        }
+    }
+    out
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

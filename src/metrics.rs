@@ -57,6 +57,10 @@ pub struct Metrics {
     pub start_time: Gauge,
     /// Log records replayed when the store was opened.
     pub recovered_entries: IntGauge,
+    /// Bytes the store takes on disk, for backends that report it; refreshed on every
+    /// scrape.
+    pub size_on_disk: IntGauge,
+    size_on_disk_registered: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The WAL engine's metrics, when the backend is the WAL.
     pub wal: Option<WalMetrics>,
 }
@@ -126,6 +130,10 @@ impl Metrics {
         registry.register(Box::new(items.clone()))?;
         registry.register(Box::new(restarts.clone()))?;
         registry.register(Box::new(start_time.clone()))?;
+        let size_on_disk = IntGauge::new(
+            "walab_store_size_on_disk_bytes",
+            "Bytes the store takes on disk (WAL: log and snapshot; sled: its files; etcd: the leader's database)",
+        )?;
         registry.register(Box::new(recovered_entries.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
@@ -152,8 +160,28 @@ impl Metrics {
             restarts,
             start_time,
             recovered_entries,
+            size_on_disk,
+            size_on_disk_registered: Default::default(),
             wal,
         })
+    }
+
+    /// Set the gauges read from the backend's stats at scrape time. A backend that does not
+    /// report its size on disk does not get the series (registered only once reported).
+    pub fn refresh(&self, stats: &walab_store::StoreStats) {
+        if let Some(bytes) = stats.size_on_disk_bytes {
+            if !self
+                .size_on_disk_registered
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+                && let Err(e) = self.registry.register(Box::new(self.size_on_disk.clone()))
+            {
+                tracing::warn!(error = %e, "cannot register the size-on-disk gauge");
+            }
+            self.size_on_disk.set(gauge(bytes));
+        }
+        if let (Some(wal), Some(walab_store::Details::Wal(s))) = (&self.wal, &stats.details) {
+            wal.refresh(s);
+        }
     }
 
     /// The registry, for whoever wants to add metrics.
@@ -227,15 +255,19 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 /// `GET /metrics`.
 pub async fn handler(State(state): State<AppState>) -> Result<Response, ApiError> {
     if let Ok(backend) = state.backend() {
-        // len() is a counter read on every backend, cheap enough to call inline.
-        state.metrics().items.set(gauge(backend.len() as u64));
-        if let Some(wal) = state.metrics().wal.clone() {
-            // stats() takes the engine's log lock, which a sync in progress holds: read it
-            // on the blocking pool, not on an async worker.
-            match tokio::task::spawn_blocking(move || wal.refresh(&backend.stats())).await {
-                Ok(()) => {}
-                Err(e) => tracing::warn!(error = %e, "reading the WAL's stats for metrics failed"),
+        let metrics = state.metrics().clone();
+        // stats() takes the WAL's log lock, which a sync in progress holds, and asks etcd
+        // over the network: read both on the blocking pool, not on an async worker.
+        let refreshed = tokio::task::spawn_blocking(move || {
+            match backend.len() {
+                Ok(n) => metrics.items.set(gauge(n as u64)),
+                Err(e) => tracing::debug!(error = %e, "counting the keys for metrics failed"),
             }
+            metrics.refresh(&backend.stats());
+        })
+        .await;
+        if let Err(e) = refreshed {
+            tracing::warn!(error = %e, "reading the backend's stats for metrics failed");
         }
     }
     let text = state.metrics().render().map_err(|e| {

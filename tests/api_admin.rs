@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::oneshot::{KINDS, Server, assert_error, config, server, server_with};
+use common::oneshot::{Server, assert_error, config, kinds, server, server_with};
 use serde_json::json;
 use tempfile::TempDir;
 use walab::AppState;
@@ -12,20 +12,20 @@ use walab_store::BackendKind;
 
 #[tokio::test]
 async fn health_names_the_backend() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         let r = s.get("/health").await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(
             r.json,
-            json!({"status": "ok", "service": format!("walab-{kind}"), "backend": kind.as_str(), "wal_enabled": kind == BackendKind::Wal})
+            json!({"status": "ok", "service": format!("walab-{kind}"), "backend": kind.as_str(), "wal_enabled": kind == BackendKind::named("wal")})
         );
     }
 }
 
 #[tokio::test]
 async fn stats_have_the_documented_fields() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         s.post("/kv", r#"{"key":"k","value":1}"#).await;
         let r = s.get("/admin/stats").await;
@@ -33,7 +33,7 @@ async fn stats_have_the_documented_fields() {
         let j = &r.json;
         assert_eq!(j["item_count"], 1, "{}", r.text);
         assert_eq!(j["backend"], kind.as_str());
-        assert_eq!(j["wal_enabled"], kind == BackendKind::Wal);
+        assert_eq!(j["wal_enabled"], kind == BackendKind::named("wal"));
         assert_eq!(j["recovered_entries"], 0);
         assert_eq!(j["restarts"], 0);
         assert_eq!(j["pid"], std::process::id());
@@ -44,11 +44,11 @@ async fn stats_have_the_documented_fields() {
             r.text
         );
         assert!(j["durability"]["summary"].is_string());
-        if s.kind == BackendKind::Sled {
+        if s.kind == BackendKind::named("sled") {
             assert_eq!(j["sled_flush"], "background");
             assert!(j["size_on_disk_bytes"].is_number());
         }
-        if s.kind == BackendKind::Wal {
+        if s.kind == BackendKind::named("wal") {
             assert_eq!(j["wal_sequence"], 1, "{}", r.text);
             assert_eq!(j["entries_since_checkpoint"], 1);
             assert_eq!(j["checkpoint_threshold"], 100);
@@ -64,7 +64,7 @@ async fn stats_have_the_documented_fields() {
 
 #[tokio::test]
 async fn backends_without_a_log_show_an_empty_wal() {
-    for kind in [BackendKind::Memory, BackendKind::Sled] {
+    for kind in [BackendKind::named("memory"), BackendKind::named("sled")] {
         let s = server(kind);
         s.post("/kv", r#"{"key":"k","value":1}"#).await;
         let r = s.get("/admin/wal?limit=10").await;
@@ -78,7 +78,7 @@ async fn backends_without_a_log_show_an_empty_wal() {
 
 #[tokio::test]
 async fn the_wal_shows_its_records_and_a_checkpoint_empties_it() {
-    let s = server(BackendKind::Wal);
+    let s = server(BackendKind::named("wal"));
     s.post("/kv", r#"{"key":"config","value":{"version":"1.0"}}"#)
         .await;
     s.post("/kv", r#"{"key":"settings","value":"dark"}"#).await;
@@ -119,7 +119,7 @@ async fn the_wal_shows_its_records_and_a_checkpoint_empties_it() {
 
 #[tokio::test]
 async fn checkpoint_is_refused_by_memory_and_is_a_flush_on_sled() {
-    let r = server(BackendKind::Memory)
+    let r = server(BackendKind::named("memory"))
         .post("/admin/checkpoint", "")
         .await;
     assert_error(&r, 400, "wal_not_enabled");
@@ -129,7 +129,7 @@ async fn checkpoint_is_refused_by_memory_and_is_a_flush_on_sled() {
             .unwrap_or("")
             .contains("WAL is not enabled")
     );
-    let r = server(BackendKind::Sled)
+    let r = server(BackendKind::named("sled"))
         .post("/admin/checkpoint", "")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -139,7 +139,7 @@ async fn checkpoint_is_refused_by_memory_and_is_a_flush_on_sled() {
 
 #[tokio::test]
 async fn clear_empties_the_store() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         for i in 0..3 {
             s.post("/kv", &format!(r#"{{"key":"k{i}","value":{i}}}"#))
@@ -147,7 +147,7 @@ async fn clear_empties_the_store() {
         }
         let r = s.post("/admin/clear", "").await;
         let mut expected = json!({"status": "cleared", "items": 0});
-        if kind == BackendKind::Wal {
+        if kind == BackendKind::named("wal") {
             expected["sequence"] = json!(4);
         }
         assert_eq!(r.json, expected);
@@ -159,10 +159,10 @@ async fn clear_empties_the_store() {
 /// The happy path of /admin/crash kills the process, so it is tested in tests/runbook.rs.
 #[tokio::test]
 async fn crash_rejects_what_it_cannot_do_without_crashing() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         // On the WAL, power loss is a real crash: tested over real processes instead.
-        if kind != BackendKind::Wal {
+        if kind != BackendKind::named("wal") {
             assert_error(
                 &s.post("/admin/crash?mode=power-loss", "").await,
                 400,
@@ -179,7 +179,7 @@ async fn crash_rejects_what_it_cannot_do_without_crashing() {
 
 #[tokio::test]
 async fn admin_needs_the_token_when_one_is_set() {
-    let s = server_with(BackendKind::Memory, Some("s3cret"));
+    let s = server_with(BackendKind::named("memory"), Some("s3cret"));
     let r = s.get("/admin/stats").await;
     assert_error(&r, 401, "unauthorized");
     assert_error(
@@ -220,10 +220,10 @@ async fn admin_needs_the_token_when_one_is_set() {
 #[tokio::test]
 async fn everything_but_health_is_503_while_recovering() {
     let dir = TempDir::new().expect("temp dir");
-    let state = AppState::new(config(BackendKind::Memory, &dir, None)).expect("state");
+    let state = AppState::new(config(BackendKind::named("memory"), &dir, None)).expect("state");
     let s = Server {
         app: walab::app(state.clone()),
-        kind: BackendKind::Memory,
+        kind: BackendKind::named("memory"),
         dir,
     };
     let r = s.get("/health").await;
@@ -250,7 +250,7 @@ async fn everything_but_health_is_503_while_recovering() {
 
 #[tokio::test]
 async fn metrics_are_labelled_by_route_and_backend() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         s.post("/kv", r#"{"key":"k","value":1}"#).await;
         s.get("/kv/k").await;

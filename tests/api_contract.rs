@@ -4,20 +4,20 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::oneshot::{KINDS, MAX_VALUE, assert_error, server};
+use common::oneshot::{MAX_VALUE, assert_error, kinds, server};
 use serde_json::json;
 use walab_store::BackendKind;
 
 #[tokio::test]
 async fn a_value_round_trips_exactly_as_sent() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         let body = r#"{"key": "user-1", "value": {"name": "User 1", "balance": 100}}"#;
         let r = s.post("/kv", body).await;
         assert_eq!(r.status, StatusCode::OK, "{kind}: {}", r.text);
         assert_eq!(r.json["key"], "user-1");
         assert_eq!(r.json["value"], json!({"name": "User 1", "balance": 100}));
-        let wal = kind == BackendKind::Wal;
+        let wal = kind == BackendKind::named("wal");
         assert_eq!(r.json["wal_enabled"], wal);
         assert_eq!(
             r.json.get("sequence").is_some(),
@@ -45,7 +45,7 @@ async fn a_value_round_trips_exactly_as_sent() {
 
 #[tokio::test]
 async fn the_body_is_json_whatever_the_content_type() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         for headers in [
             &[][..],
@@ -63,7 +63,7 @@ async fn the_body_is_json_whatever_the_content_type() {
 
 #[tokio::test]
 async fn missing_keys_are_404_with_the_key_in_the_detail() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         let r = s.get("/kv/nope").await;
         assert_error(&r, 404, "not_found");
@@ -78,13 +78,13 @@ async fn missing_keys_are_404_with_the_key_in_the_detail() {
 
 #[tokio::test]
 async fn delete_removes_the_key_once() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         s.post("/kv", r#"{"key":"k","value":1}"#).await;
         let r = s.call("DELETE", "/kv/k", None, &[]).await;
         assert_eq!(r.status, StatusCode::OK);
         let mut expected = json!({"key": "k", "deleted": true});
-        if kind == BackendKind::Wal {
+        if kind == BackendKind::named("wal") {
             expected["sequence"] = json!(2);
         }
         assert_eq!(r.json, expected);
@@ -98,7 +98,7 @@ async fn delete_removes_the_key_once() {
 
 #[tokio::test]
 async fn list_returns_everything_and_pages_on_request() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         let r = s.get("/kv").await;
         assert_eq!(r.json, json!({"data": {}, "count": 0}));
@@ -145,7 +145,7 @@ async fn bad_bodies_are_4xx_with_a_code() {
         (&big_value, 413, "value_too_large"),
         (&big_body, 413, "body_too_large"),
     ];
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         for (body, status, code) in &cases {
             let r = s.post("/kv", body).await;
@@ -161,7 +161,7 @@ async fn bad_bodies_are_4xx_with_a_code() {
 
 #[tokio::test]
 async fn any_key_post_accepts_can_be_read_back_by_path() {
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         let key = "a b/é?#%";
         let body = json!({"key": key, "value": "v"}).to_string();
@@ -183,7 +183,7 @@ async fn any_key_post_accepts_can_be_read_back_by_path() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
-    let s = server(BackendKind::Memory);
+    let s = server(BackendKind::named("memory"));
     let r = s.get("/nope").await;
     assert_error(&r, 404, "not_found");
     assert!(
@@ -227,7 +227,7 @@ async fn no_input_makes_a_500() {
         "/admin/wal?limit=99999999999999999999999",
         "/kv?prefix=%FF",
     ];
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         for body in bodies {
             let r = s.post("/kv", body).await;

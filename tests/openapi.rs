@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::oneshot::{KINDS, MAX_VALUE, Reply, server, server_with};
+use common::oneshot::{MAX_VALUE, Reply, kinds, server, server_with};
 use serde_json::Value;
 use walab_store::BackendKind;
 
@@ -113,7 +113,7 @@ fn the_route_table_and_the_document_list_the_same_operations() {
 
 #[tokio::test]
 async fn the_server_serves_the_document() {
-    let s = server(BackendKind::Memory);
+    let s = server(BackendKind::named("memory"));
     let r = s.get("/openapi.json").await;
     assert_eq!(r.status.as_u16(), 200);
     assert_eq!(r.content_type, "application/json");
@@ -124,7 +124,7 @@ async fn the_server_serves_the_document() {
 async fn every_documented_operation_is_served_and_nothing_else() {
     let doc = doc();
     let operations = documented(&doc);
-    for kind in KINDS {
+    for kind in kinds() {
         let s = server(kind);
         for (method, path) in &operations {
             let uri = uri_for(method, path);
@@ -252,8 +252,8 @@ async fn documented_statuses_match_real_responses() {
     let doc = doc();
     let big = format!(r#"{{"key":"k","value":"{}"}}"#, "x".repeat(MAX_VALUE));
     let put = r#"{"key":"k","value":{"a":[1,null]}}"#;
-    for kind in KINDS {
-        let checkpoint = if kind == BackendKind::Memory {
+    for kind in kinds() {
+        let checkpoint = if kind == BackendKind::named("memory") {
             400
         } else {
             200
@@ -295,7 +295,7 @@ async fn documented_statuses_match_real_responses() {
             ),
             ("post", "/admin/clear", "/admin/clear", None, 200),
         ];
-        if kind != BackendKind::Wal {
+        if kind != BackendKind::named("wal") {
             let uri = "/admin/crash?mode=power-loss";
             cases.push(("post", "/admin/crash", uri, None, 400));
         }

@@ -13,11 +13,13 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use walab_store::BackendKind;
+use walab_store::etcd::cluster::ClusterSpec;
 
 use crate::lab::probe;
 use crate::sys;
@@ -35,27 +37,64 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bad `/health` answers in a row after which a child is restarted.
 pub const UNHEALTHY_PROBES: u32 = 3;
 
-/// What to run for one backend.
+/// What one child runs.
+#[derive(Debug, Clone)]
+pub enum Program {
+    /// `walab serve` for a backend, with extra environment on top of the lab's.
+    Server {
+        /// Which backend.
+        kind: BackendKind,
+        /// The `walab` executable.
+        exe: PathBuf,
+        /// Extra variables (`ETCD_ENDPOINTS`, ...).
+        env: Vec<(String, String)>,
+    },
+    /// Member `index` of the lab's etcd cluster.
+    EtcdMember {
+        /// The cluster's layout.
+        cluster: Arc<ClusterSpec>,
+        /// Which member.
+        index: usize,
+        /// The etcd executable.
+        etcd: PathBuf,
+    },
+}
+
+/// What to run for one child.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// Which backend.
-    pub kind: BackendKind,
+    /// What it is: a server or an etcd member.
+    pub program: Program,
     /// The address it listens on.
     pub host: String,
     /// The address to probe it at (127.0.0.1 when `host` is a wildcard).
     pub probe_host: String,
-    /// Its port.
+    /// Its (client) port.
     pub port: u16,
     /// Its data directory.
     pub data_dir: PathBuf,
-    /// The `walab` executable.
-    pub exe: PathBuf,
 }
 
 impl Spec {
+    /// The backend a server child serves; `None` for an etcd member.
+    pub fn kind(&self) -> Option<BackendKind> {
+        match &self.program {
+            Program::Server { kind, .. } => Some(*kind),
+            Program::EtcdMember { .. } => None,
+        }
+    }
+
+    /// `wal`, `etcd-2`.
+    pub fn name(&self) -> String {
+        match &self.program {
+            Program::Server { kind, .. } => kind.to_string(),
+            Program::EtcdMember { cluster, index, .. } => cluster.members[*index].name.clone(),
+        }
+    }
+
     /// How the lab's log names this child: `wal on :8001`.
     pub fn label(&self) -> String {
-        format!("{} on :{}", self.kind, self.port)
+        format!("{} on :{}", self.name(), self.port)
     }
 }
 
@@ -79,7 +118,7 @@ pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
                         |e| format!("could not be waited for: {e}"),
                         describe,
                     )),
-                    why = stays_unhealthy(&spec) => {
+                    why = stays_unhealthy(&spec), if spec.kind().is_some() => {
                         tracing::warn!("{label} is unhealthy ({why}); killing it to restart it");
                         let _ = child.start_kill();
                         Some(match child.wait().await {
@@ -224,21 +263,33 @@ async fn report_back(spec: Spec, restart: u64) {
     }
 }
 
-/// Start `walab serve` for `spec`. The child inherits the lab's environment (FSYNC,
-/// CHECKPOINT_THRESHOLD, RUST_LOG, ...) with the per-backend variables set on top.
+/// Start `spec`'s program. A server inherits the lab's environment (FSYNC,
+/// CHECKPOINT_THRESHOLD, RUST_LOG, ...) with the per-backend variables set on top; an etcd
+/// member gets its command line from the cluster's layout, and its pid goes to the pid file
+/// the etcd backend's crash modes read.
 #[allow(unsafe_code)]
 fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
-    let mut cmd = Command::new(&spec.exe);
-    cmd.arg("serve")
-        .env("KV_BACKEND", spec.kind.as_str())
-        .env("HOST", &spec.host)
-        .env("PORT", spec.port.to_string())
-        .env("DATA_DIR", &spec.data_dir)
-        .env("WALAB_RESTARTS", restarts.to_string())
-        // Its own process group: a Ctrl-C at the terminal reaches only the lab, which then
-        // stops the children itself, so no child dies early and gets restarted mid-shutdown.
-        .process_group(0)
-        .kill_on_drop(true);
+    let mut cmd = match &spec.program {
+        Program::Server { kind, exe, env } => {
+            let mut cmd = Command::new(exe);
+            cmd.arg("serve")
+                .env("KV_BACKEND", kind.as_str())
+                .env("HOST", &spec.host)
+                .env("PORT", spec.port.to_string())
+                .env("DATA_DIR", &spec.data_dir)
+                .env("WALAB_RESTARTS", restarts.to_string())
+                .envs(env.iter().map(|(k, v)| (k, v)));
+            cmd
+        }
+        Program::EtcdMember {
+            cluster,
+            index,
+            etcd,
+        } => Command::from(cluster.command(etcd, *index)?),
+    };
+    // Its own process group: a Ctrl-C at the terminal reaches only the lab, which then
+    // stops the children itself, so no child dies early and gets restarted mid-shutdown.
+    cmd.process_group(0).kill_on_drop(true);
     #[cfg(target_os = "linux")]
     {
         let parent = sys::own_pid();
@@ -248,7 +299,14 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
             cmd.pre_exec(move || sys::die_with_parent(parent));
         }
     }
-    cmd.spawn()
+    let child = cmd.spawn()?;
+    if let (Program::EtcdMember { cluster, index, .. }, Some(pid)) = (&spec.program, child.id()) {
+        std::fs::write(
+            cluster.pid_file(&cluster.members[*index].name),
+            pid.to_string(),
+        )?;
+    }
+    Ok(child)
 }
 
 /// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL.

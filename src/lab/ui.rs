@@ -7,7 +7,7 @@
 //!   charts on canvas.
 //! - `GET /lab.json`: which backends the lab runs and where, so the page can say
 //!   `curl http://127.0.0.1:8001/...` for each.
-//! - `GET|POST|DELETE /api/{wal|memory|sled}/<path>`: passed on, unchanged, to the same
+//! - `GET|POST|DELETE /api/<backend>/<path>`: passed on, unchanged, to the same
 //!   public endpoint of that child, with the child's status, `Content-Type` and body passed
 //!   back. The page reaches the servers only this way, so it has one origin (no CORS) and
 //!   can show nothing the public API cannot. A child that is down (restarting after a
@@ -101,7 +101,7 @@ pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
                 StatusCode::NOT_FOUND,
                 "not_found",
                 &format!(
-                    "no page at {}: the lab's page is at /, the servers at /api/{{wal|memory|sled}}/...",
+                    "no page at {}: the lab's page is at /, the servers at /api/<backend>/... (see /lab.json)",
                     uri.path()
                 ),
             )
@@ -163,6 +163,8 @@ async fn lab_json(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
                 "backend": t.kind.as_str(),
                 "port": t.port,
                 "url": format!("http://{}:{}", t.host, t.port),
+                "title": t.kind.info().title,
+                "supports": t.kind.supports(),
             })
         })
         .collect();
@@ -362,12 +364,12 @@ mod tests {
         router(
             vec![
                 Target {
-                    kind: BackendKind::Wal,
+                    kind: BackendKind::named("wal"),
                     host: "127.0.0.1".into(),
                     port: wal,
                 },
                 Target {
-                    kind: BackendKind::Memory,
+                    kind: BackendKind::named("memory"),
                     host: "127.0.0.1".into(),
                     port: memory,
                 },

@@ -4,7 +4,7 @@
 //! Events (appends, bytes, fsyncs and their durations, batch sizes, checkpoints and failed
 //! checkpoints, recovery) arrive as they happen, from the engine's own threads, so counting
 //! them costs a few atomic adds and never a lock. Levels (log size, segments, records since the last checkpoint, the
-//! sequence number) are read from the stats map when Prometheus scrapes, because the server
+//! sequence number) are read from the backend's stats when Prometheus scrapes, because the server
 //! reaches the engine only through the `KvBackend` trait.
 //!
 //! These metrics are registered only on a server whose backend is the WAL: a memory or sled
@@ -20,7 +20,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
-use walab_store::Stats;
+use walab_store::wal::WalStats;
 use walab_wal::{CheckpointReport, Observer, RecoveryReport};
 
 use super::gauge;
@@ -163,23 +163,14 @@ impl WalMetrics {
         })
     }
 
-    /// Refresh the levels from the WAL backend's `stats()` map (at scrape time).
-    pub fn refresh(&self, stats: &Stats) {
-        let number = |key: &str| stats.get(key).and_then(serde_json::Value::as_u64);
-        if let Some(n) = number("wal_size_bytes") {
-            self.log_size.set(gauge(n));
-        }
-        if let Some(n) = number("wal_segments") {
-            self.segments.set(gauge(n));
-        }
-        if let Some(n) = number("entries_since_checkpoint") {
-            self.records_since_checkpoint.set(gauge(n));
-        }
-        if let Some(n) = number("wal_sequence") {
-            self.sequence.set(gauge(n));
-        }
-        let poisoned = stats.get("poisoned").is_some_and(|p| !p.is_null());
-        self.poisoned.set(i64::from(poisoned));
+    /// Refresh the levels from the WAL backend's stats (at scrape time).
+    pub fn refresh(&self, stats: &WalStats) {
+        self.log_size.set(gauge(stats.wal_size_bytes));
+        self.segments.set(gauge(stats.wal_segments));
+        self.records_since_checkpoint
+            .set(gauge(stats.entries_since_checkpoint));
+        self.sequence.set(gauge(stats.wal_sequence));
+        self.poisoned.set(i64::from(stats.poisoned.is_some()));
     }
 
     fn synced(&self, took: Duration) {

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use walab_store::{BackendKind, CrashMode, Write};
+use walab_store::{CrashMode, Write};
 
 use crate::error::ApiError;
 use crate::extract::Query;
@@ -87,16 +87,21 @@ fn constant_time_eq(presented: &[u8], secret: &[u8]) -> bool {
 
 /// `GET /admin/stats`: the backend's own fields, then the common ones on top.
 async fn stats(State(state): State<AppState>) -> Result<Json<Map<String, Value>>, ApiError> {
-    let (mut out, item_count, recovered, durability) = state
+    let (stats, item_count, recovered, durability) = state
         .blocking("stats", |b| {
-            Ok((b.stats(), b.len(), b.recovered_entries(), b.durability()))
+            Ok((b.stats(), b.len()?, b.recovered_entries(), b.durability()))
         })
         .await?;
+    let mut out = match serde_json::to_value(&stats) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
     let config = state.config();
     let common = json!({
         "backend": config.backend,
         "service": config.service_name,
         "wal_enabled": config.wal_enabled(),
+        "supports": config.backend.supports(),
         "item_count": item_count,
         "recovered_entries": recovered,
         "durability": durability,
@@ -134,7 +139,8 @@ struct WalEntryReply {
     key: String,
     operation: &'static str,
     sequence: u64,
-    timestamp: String,
+    /// RFC 3339; null for logs that do not record the time (etcd's).
+    timestamp: Option<String>,
     value: Option<Box<RawValue>>,
 }
 
@@ -161,7 +167,7 @@ async fn wal(
         .into_iter()
         .map(|e| WalEntryReply {
             value: e.value.as_deref().map(stored_json),
-            timestamp: rfc3339_from_micros(e.timestamp_micros),
+            timestamp: e.timestamp_micros.map(rfc3339_from_micros),
             key: e.key,
             operation: e.operation,
             sequence: e.sequence,
@@ -180,9 +186,11 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     let outcome = state
         .blocking("checkpoint", |b| b.checkpoint())
         .await
-        .map_err(|e| match (state.config().backend, e) {
-            (BackendKind::Memory, ApiError::Unsupported(msg)) => ApiError::WalNotEnabled(msg),
-            (_, e) => e,
+        .map_err(|e| match e {
+            ApiError::Unsupported(msg) if !state.config().backend.supports().checkpoint => {
+                ApiError::WalNotEnabled(msg)
+            }
+            e => e,
         })?;
     let mut body = json!({ "status": "checkpoint created" });
     if let (Value::Object(map), Ok(Value::Object(details))) =
@@ -198,36 +206,44 @@ struct CrashParams {
     mode: Option<String>,
 }
 
-/// `POST /admin/crash[?mode=process|power-loss]`.
+/// `POST /admin/crash[?mode=process|power-loss|leader|all-members]`: the modes the backend
+/// supports (its catalog row says which).
 async fn crash(
     State(state): State<AppState>,
     Query(params): Query<CrashParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let mode = match params
-        .mode
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("process") => CrashMode::Process,
-        Some("power-loss" | "power_loss" | "powerloss") => CrashMode::PowerLoss,
-        Some(other) => {
-            return Err(ApiError::InvalidQuery(format!(
-                "unknown crash mode '{other}': expected process or power-loss"
-            )));
-        }
+    let mode = match params.mode.as_deref() {
+        None => CrashMode::Process,
+        Some(mode) => mode.parse::<CrashMode>().map_err(ApiError::InvalidQuery)?,
     };
     let config = state.config();
-    if mode == CrashMode::PowerLoss && !config.wal_enabled() {
+    if !config.backend.can_crash(mode) {
         return Err(ApiError::Unsupported(format!(
-            "mode=power-loss is simulated by the WAL engine only; the {} backend can only crash with mode=process",
-            config.backend
+            "mode={mode} is not something the {} backend can do (power-loss is simulated by the WAL engine only; leader and all-members need a replicated store); it can crash with {}",
+            config.backend,
+            config.backend.crash_modes_text()
         )));
     }
-    let (items, details) = state
-        .blocking("crash", move |b| Ok((b.len(), b.prepare_crash(mode)?)))
+    let (items, report) = state
+        .blocking("crash", move |b| Ok((b.len()?, b.prepare_crash(mode)?)))
         .await?;
-    tracing::warn!(?mode, items, "crash requested: killing this process");
+    if !mode.kills_the_server() {
+        tracing::warn!(%mode, members = ?report.killed_members, "crash requested: killed etcd members");
+        let mut body = json!({
+            "status": "crashed",
+            "mode": mode,
+            "backend": config.backend,
+            "items": items,
+            "pid": std::process::id(),
+        });
+        if let (Value::Object(map), Ok(Value::Object(details))) =
+            (&mut body, serde_json::to_value(&report))
+        {
+            map.extend(details);
+        }
+        return Ok(Json(body));
+    }
+    tracing::warn!(%mode, items, "crash requested: killing this process");
     tokio::spawn(async {
         tokio::time::sleep(CRASH_DELAY).await;
         crate::sys::kill_self();
@@ -237,10 +253,12 @@ async fn crash(
         "items_in_memory": items,
         "wal_enabled": config.wal_enabled(),
         "backend": config.backend,
-        "mode": match mode { CrashMode::Process => "process", CrashMode::PowerLoss => "power-loss" },
+        "mode": mode,
         "pid": std::process::id(),
     });
-    if let Value::Object(map) = &mut body {
+    if let (Value::Object(map), Ok(Value::Object(details))) =
+        (&mut body, serde_json::to_value(&report))
+    {
         map.extend(details);
     }
     Ok(Json(body))

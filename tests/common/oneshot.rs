@@ -9,10 +9,15 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
 use walab::{AppState, Config};
-use walab_store::{BackendKind, open_backend};
+use walab_store::{BackendKind, InLab, open_backend};
 
-/// The backends this file runs against.
-pub const KINDS: [BackendKind; 3] = BackendKind::ALL;
+/// The backends this file runs against: those that need nothing but a directory (etcd,
+/// which needs a cluster, runs the store's conformance suite and the lab's e2e instead).
+pub fn kinds() -> Vec<BackendKind> {
+    BackendKind::all()
+        .filter(|k| k.info().in_lab == InLab::Always)
+        .collect()
+}
 
 /// Small, so the size limits are cheap to test.
 pub const MAX_VALUE: usize = 64;

@@ -1,69 +1,24 @@
 //! The one trait a storage backend implements, and the types it speaks in.
 //!
-//! The trait is synchronous: engines do blocking file I/O, and the server calls them from a
-//! blocking thread pool. Keys are UTF-8 strings validated by the caller; values are opaque
-//! bytes (the server stores the JSON text of the value).
+//! The trait is synchronous: engines do blocking file or network I/O, and the server calls
+//! them as [`KvBackend::calls`] says. Keys are UTF-8 strings validated by the caller; values
+//! are opaque bytes (the server stores the JSON text of the value).
+//!
+//! Only `get`, `put`, `delete`, `list`, `len` and `clear` are required: what a log, a
+//! checkpoint or a crash mode needs has a default that says the backend has none, so a
+//! store without a log is small (see `memory.rs`).
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::StoreError;
+use crate::catalog::BackendKind;
+use crate::stats::{CheckpointOutcome, CrashReport, StoreStats};
 
 /// A stored value: cheap to clone, shared with the engine's state.
 pub type Value = Arc<[u8]>;
-
-/// Extra, backend-specific fields for `/admin/stats`.
-pub type Stats = serde_json::Map<String, serde_json::Value>;
-
-/// Which engine a backend runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// walab's own write-ahead log and snapshot engine.
-    Wal,
-    /// A map in memory.
-    Memory,
-    /// sled 0.34.
-    Sled,
-}
-
-impl BackendKind {
-    /// All kinds, in the lab's port order (8001, 8002, 8003).
-    pub const ALL: [BackendKind; 3] = [BackendKind::Wal, BackendKind::Memory, BackendKind::Sled];
-
-    /// The name used in `KV_BACKEND`, metrics labels and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Wal => "wal",
-            BackendKind::Memory => "memory",
-            BackendKind::Sled => "sled",
-        }
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BackendKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "wal" => Ok(BackendKind::Wal),
-            "memory" => Ok(BackendKind::Memory),
-            "sled" => Ok(BackendKind::Sled),
-            other => Err(format!(
-                "unknown backend '{other}': expected one of wal, memory, sled"
-            )),
-        }
-    }
-}
 
 /// What a backend promises about an acknowledged write, in words a user can check.
 #[derive(Debug, Clone, Serialize)]
@@ -85,19 +40,6 @@ pub struct WriteAck {
     pub timing: Option<walab_wal::CommitTiming>,
 }
 
-/// The answer to a checkpoint request.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckpointOutcome {
-    /// Log records made redundant by the checkpoint.
-    pub entries_truncated: u64,
-    /// The sequence number the checkpoint covers, when the backend has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sequence: Option<u64>,
-    /// Anything else worth showing (sizes, durations).
-    #[serde(flatten)]
-    pub details: Stats,
-}
-
 /// One decoded log record, as `/admin/wal` shows it.
 #[derive(Debug, Clone)]
 pub struct WalEntry {
@@ -109,17 +51,18 @@ pub struct WalEntry {
     pub key: String,
     /// The value bytes; `None` for operations that carry none.
     pub value: Option<Vec<u8>>,
-    /// Unix time of the write in microseconds.
-    pub timestamp_micros: u64,
+    /// Unix time of the write in microseconds, for logs that record it (etcd's does not).
+    pub timestamp_micros: Option<u64>,
 }
 
-/// The records since the last checkpoint, or `None` when the backend keeps no log.
+/// The newest log records, or `None` when the backend keeps no log.
 #[derive(Debug, Clone, Default)]
 pub struct WalListing {
     /// The newest records, oldest first: at most the requested limit, and fewer when their
     /// keys and values would pass the requested byte budget (the newest is always there).
     pub entries: Vec<WalEntry>,
-    /// How many records there are in all since the last checkpoint.
+    /// How many records there are in all (the WAL: since the last checkpoint; etcd: changes
+    /// to the lab's keys in its recent history).
     pub total: u64,
 }
 
@@ -178,20 +121,78 @@ pub struct Calls {
 }
 
 /// How the crash endpoint should crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CrashMode {
-    /// The process dies; whatever reached the OS survives.
+    /// The server process dies; whatever reached the OS survives.
     Process,
     /// As if the machine lost power: only what was synced survives (the WAL simulates this).
     PowerLoss,
+    /// A replicated store's leader dies (SIGKILL); the server goes on.
+    Leader,
+    /// Every member of a replicated store dies at once; the server goes on.
+    AllMembers,
+}
+
+impl CrashMode {
+    /// Every mode, as `?mode=` names them.
+    pub const ALL: [CrashMode; 4] = [
+        CrashMode::Process,
+        CrashMode::PowerLoss,
+        CrashMode::Leader,
+        CrashMode::AllMembers,
+    ];
+
+    /// The name in `?mode=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrashMode::Process => "process",
+            CrashMode::PowerLoss => "power-loss",
+            CrashMode::Leader => "leader",
+            CrashMode::AllMembers => "all-members",
+        }
+    }
+
+    /// Whether the server process itself dies (the caller kills it after
+    /// [`KvBackend::prepare_crash`]); the other modes kill something behind the server.
+    pub fn kills_the_server(self) -> bool {
+        matches!(self, CrashMode::Process | CrashMode::PowerLoss)
+    }
+}
+
+impl fmt::Display for CrashMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CrashMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        let s = if s == "powerloss" { "power-loss" } else { &s };
+        CrashMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CrashMode::ALL.iter().map(|m| m.as_str()).collect();
+                format!(
+                    "unknown crash mode '{s}': expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
 }
 
 /// A key-value store the HTTP layer can serve.
 ///
-/// Every method may block on I/O. A write method returns only after the backend has done
-/// what [`KvBackend::durability`] promises.
+/// A write returns only after the backend has done what [`KvBackend::durability`] promises.
+/// What the backend supports beyond reads and writes (a log, checkpoints, crash modes) is in
+/// its row of the catalog ([`BackendKind::supports`]); the methods for those have defaults
+/// for a backend without them.
 pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
-    /// Which engine this is.
+    /// Which backend this is: its row in the catalog.
     fn kind(&self) -> BackendKind;
 
     /// What an acknowledged write survives.
@@ -210,30 +211,44 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
     fn list(&self) -> Result<Vec<(String, Value)>, StoreError>;
 
     /// How many keys are stored.
-    fn len(&self) -> usize;
+    fn len(&self) -> Result<usize, StoreError>;
 
     /// Whether the store holds no keys.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.len()? == 0)
     }
 
     /// Remove every key, atomically with respect to crashes.
     fn clear(&self) -> Result<WriteAck, StoreError>;
 
-    /// Make the log redundant up to now (the WAL), or flush (sled).
-    fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError>;
+    /// Make the log redundant up to now (the WAL), flush (sled), compact (etcd).
+    fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
+        Err(StoreError::Unsupported(format!(
+            "WAL is not enabled: the {} backend keeps no log to checkpoint; use port 8001 (KV_BACKEND=wal)",
+            self.kind()
+        )))
+    }
 
-    /// The newest log records since the last checkpoint, at most `limit` of them, and no
-    /// more than `max_bytes` of keys and values past the newest one (a listing of big
-    /// values must not hold gigabytes in memory); `None` for backends without a log.
-    fn wal_entries(&self, limit: usize, max_bytes: usize)
-    -> Result<Option<WalListing>, StoreError>;
+    /// The newest log records, at most `limit` of them, and no more than `max_bytes` of
+    /// keys and values past the newest one (a listing of big values must not hold gigabytes
+    /// in memory); `None` for backends without a log.
+    fn wal_entries(
+        &self,
+        _limit: usize,
+        _max_bytes: usize,
+    ) -> Result<Option<WalListing>, StoreError> {
+        Ok(None)
+    }
 
     /// How many log records were replayed when the store was opened.
-    fn recovered_entries(&self) -> u64;
+    fn recovered_entries(&self) -> u64 {
+        0
+    }
 
-    /// Backend-specific fields for `/admin/stats`.
-    fn stats(&self) -> Stats;
+    /// What `/admin/stats` shows beyond the common fields.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
 
     /// How its calls behave (see [`Calls`]). The default is the safe one: everything may
     /// block.
@@ -264,8 +279,19 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Get ready to be killed: for [`CrashMode::PowerLoss`], throw away what a power loss
-    /// would lose. The caller kills the process right after; the backend must accept no
-    /// further writes. Returns details for the crash reply.
-    fn prepare_crash(&self, mode: CrashMode) -> Result<Stats, StoreError>;
+    /// Crash as `mode` says. For a mode that [kills the server](CrashMode::kills_the_server),
+    /// get ready to be killed (for [`CrashMode::PowerLoss`], throw away what a power loss
+    /// would lose; accept no further writes): the caller kills the process right after. For
+    /// the others, do the killing. The default knows only [`CrashMode::Process`], which
+    /// needs nothing from the backend.
+    fn prepare_crash(&self, mode: CrashMode) -> Result<CrashReport, StoreError> {
+        match mode {
+            CrashMode::Process => Ok(CrashReport::default()),
+            other => Err(StoreError::Unsupported(format!(
+                "mode={other} is not something the {} backend can do; it can crash with {}",
+                self.kind(),
+                self.kind().crash_modes_text()
+            ))),
+        }
+    }
 }

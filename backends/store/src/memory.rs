@@ -2,13 +2,15 @@
 //! exactly what the runbook sets out to show.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use crate::StoreError;
-use crate::backend::{
-    BackendKind, Calls, CheckpointOutcome, CrashMode, Durability, KvBackend, ReadPath, Stats,
-    Value, WalListing, WriteAck, WritePath,
-};
+use crate::backend::{Calls, Durability, KvBackend, ReadPath, Value, WriteAck, WritePath};
+use crate::{BackendConfig, BackendKind, StoreError};
+
+/// The catalog's `open`: a new, empty map (nothing to recover).
+pub fn open(_config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    Ok(Arc::new(MemoryBackend::new()))
+}
 
 /// A map in memory behind a read-write lock.
 #[derive(Debug, Default)]
@@ -35,7 +37,7 @@ impl MemoryBackend {
 
 impl KvBackend for MemoryBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Memory
+        BackendKind::named("memory")
     }
 
     fn durability(&self) -> Durability {
@@ -76,39 +78,12 @@ impl KvBackend for MemoryBackend {
             .collect())
     }
 
-    fn len(&self) -> usize {
-        self.read().len()
+    fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.read().len())
     }
 
     fn clear(&self) -> Result<WriteAck, StoreError> {
         self.write().clear();
         Ok(WriteAck::default())
-    }
-
-    fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
-        Err(StoreError::Unsupported(
-            "WAL is not enabled: the memory backend keeps no log to checkpoint; use port 8001 (KV_BACKEND=wal)"
-                .into(),
-        ))
-    }
-
-    fn wal_entries(
-        &self,
-        _limit: usize,
-        _max_bytes: usize,
-    ) -> Result<Option<WalListing>, StoreError> {
-        Ok(None)
-    }
-
-    fn recovered_entries(&self) -> u64 {
-        0
-    }
-
-    fn stats(&self) -> Stats {
-        Stats::new()
-    }
-
-    fn prepare_crash(&self, _mode: CrashMode) -> Result<Stats, StoreError> {
-        Ok(Stats::new())
     }
 }

@@ -1,13 +1,11 @@
-//! The one place a backend kind becomes a running backend.
+//! What it takes to open a backend: the settings of every backend in one struct, so the
+//! server builds it once from its configuration and the catalog's `open` picks its part.
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
 
-use crate::memory::MemoryBackend;
-use crate::sled_backend::SledBackend;
-use crate::wal::WalBackend;
-use crate::{BackendKind, KvBackend, StoreError};
+use crate::BackendKind;
+use crate::etcd::EtcdSettings;
 
 /// When sled flushes its buffers to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,17 +52,6 @@ pub struct BackendConfig {
     pub wal: walab_wal::Config,
     /// sled's flush policy.
     pub sled_flush: SledFlush,
-}
-
-/// Open the backend `config` names. For the WAL this runs recovery.
-pub fn open_backend(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
-    Ok(match config.kind {
-        BackendKind::Memory => Arc::new(MemoryBackend::new()),
-        BackendKind::Sled => Arc::new(SledBackend::open(&config.data_dir, config.sled_flush)?),
-        BackendKind::Wal => {
-            let mut wal = config.wal.clone();
-            wal.dir = config.data_dir.clone();
-            Arc::new(WalBackend::open(wal)?)
-        }
-    })
+    /// Where the etcd cluster is and which keys are the lab's.
+    pub etcd: EtcdSettings,
 }

@@ -5,15 +5,20 @@
 //! [`SledFlush::Always`] every write is flushed (fsynced) before it is acknowledged.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde_json::json;
+use crate::backend::{Durability, KvBackend, Value, WriteAck};
+use crate::stats::{CheckpointOutcome, Details, StoreStats};
+use crate::{BackendConfig, BackendKind, SledFlush, StoreError};
 
-use crate::backend::{
-    BackendKind, CheckpointOutcome, CrashMode, Durability, KvBackend, Stats, Value, WalListing,
-    WriteAck,
-};
-use crate::{SledFlush, StoreError};
+/// The catalog's `open`: the database in the data directory, flushed as `SLED_FLUSH` says.
+pub fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    Ok(Arc::new(SledBackend::open(
+        &config.data_dir,
+        config.sled_flush,
+    )?))
+}
 
 /// sled's default `flush_every_ms`.
 const SLED_BACKGROUND_FLUSH_MS: u64 = 500;
@@ -52,7 +57,7 @@ fn key_string(key: &[u8]) -> String {
 
 impl KvBackend for SledBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Sled
+        BackendKind::named("sled")
     }
 
     fn durability(&self) -> Durability {
@@ -104,8 +109,8 @@ impl KvBackend for SledBackend {
             .collect()
     }
 
-    fn len(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
+    fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.count.load(Ordering::Relaxed))
     }
 
     fn clear(&self) -> Result<WriteAck, StoreError> {
@@ -123,42 +128,21 @@ impl KvBackend for SledBackend {
 
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
         let flushed = self.db.flush()?;
-        let mut details = Stats::new();
-        details.insert("flushed_bytes".into(), json!(flushed));
-        details.insert(
-            "note".into(),
-            json!("sled has no user-visible checkpoint; this flushed its buffers to disk"),
-        );
         Ok(CheckpointOutcome {
-            entries_truncated: 0,
-            sequence: None,
-            details,
+            flushed_bytes: Some(flushed as u64),
+            note: Some(
+                "sled has no user-visible checkpoint; this flushed its buffers to disk".into(),
+            ),
+            ..CheckpointOutcome::default()
         })
     }
 
-    fn wal_entries(
-        &self,
-        _limit: usize,
-        _max_bytes: usize,
-    ) -> Result<Option<WalListing>, StoreError> {
-        Ok(None)
-    }
-
-    fn recovered_entries(&self) -> u64 {
-        0
-    }
-
-    fn stats(&self) -> Stats {
-        let mut s = Stats::new();
-        s.insert("sled_flush".into(), json!(self.flush.as_str()));
-        s.insert(
-            "size_on_disk_bytes".into(),
-            json!(self.db.size_on_disk().unwrap_or(0)),
-        );
-        s
-    }
-
-    fn prepare_crash(&self, _mode: CrashMode) -> Result<Stats, StoreError> {
-        Ok(Stats::new())
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            size_on_disk_bytes: self.db.size_on_disk().ok(),
+            details: Some(Details::Sled {
+                sled_flush: self.flush.as_str(),
+            }),
+        }
     }
 }

@@ -1,13 +1,16 @@
 //! The adapter from the `walab-wal` engine to [`KvBackend`]: the only code that knows both.
 
-use serde_json::json;
+use std::sync::Arc;
+
+use serde::Serialize;
 use walab_wal::{Engine, Op, SyncPolicy};
 
-use crate::StoreError;
 use crate::backend::{
-    BackendKind, Calls, CheckpointOutcome, CrashMode, Durability, KvBackend, ReadPath, Stats,
-    Value, WalEntry, WalListing, Write, WriteAck, WriteDone, WritePath,
+    Calls, CrashMode, Durability, KvBackend, ReadPath, Value, WalEntry, WalListing, Write,
+    WriteAck, WriteDone, WritePath,
 };
+use crate::stats::{CheckpointOutcome, CrashReport, Details, StoreStats};
+use crate::{BackendConfig, BackendKind, StoreError};
 
 /// walab's own engine as a backend.
 #[derive(Debug)]
@@ -34,6 +37,14 @@ impl WalBackend {
     }
 }
 
+/// The catalog's `open` for the WAL: the engine's settings from `config`, in its data
+/// directory.
+pub fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    let mut wal = config.wal.clone();
+    wal.dir = config.data_dir.clone();
+    Ok(Arc::new(WalBackend::open(wal)?))
+}
+
 fn ack(commit: walab_wal::Commit) -> WriteAck {
     WriteAck {
         sequence: Some(commit.sequence),
@@ -47,7 +58,7 @@ fn millis(d: std::time::Duration) -> f64 {
 
 impl KvBackend for WalBackend {
     fn kind(&self) -> BackendKind {
-        BackendKind::Wal
+        BackendKind::named("wal")
     }
 
     fn durability(&self) -> Durability {
@@ -116,8 +127,8 @@ impl KvBackend for WalBackend {
             .collect())
     }
 
-    fn len(&self) -> usize {
-        self.engine.len()
+    fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.engine.len())
     }
 
     fn clear(&self) -> Result<WriteAck, StoreError> {
@@ -126,15 +137,14 @@ impl KvBackend for WalBackend {
 
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
         let r = self.engine.checkpoint()?;
-        let mut details = Stats::new();
-        details.insert("keys".into(), json!(r.keys));
-        details.insert("snapshot_bytes".into(), json!(r.snapshot_bytes));
-        details.insert("segments_removed".into(), json!(r.segments_removed));
-        details.insert("duration_ms".into(), json!(millis(r.duration)));
         Ok(CheckpointOutcome {
             entries_truncated: r.records_truncated,
             sequence: Some(r.sequence),
-            details,
+            keys: Some(r.keys),
+            snapshot_bytes: Some(r.snapshot_bytes),
+            segments_removed: Some(r.segments_removed as u64),
+            duration_ms: Some(millis(r.duration)),
+            ..CheckpointOutcome::default()
         })
     }
 
@@ -151,7 +161,7 @@ impl KvBackend for WalBackend {
                 operation: e.op.as_str(),
                 key: String::from_utf8_lossy(&e.key).into_owned(),
                 value: (e.op == walab_wal::Op::Set).then_some(e.value),
-                timestamp_micros: e.timestamp_micros,
+                timestamp_micros: Some(e.timestamp_micros),
             })
             .collect();
         Ok(Some(WalListing { entries, total }))
@@ -161,107 +171,242 @@ impl KvBackend for WalBackend {
         self.engine.recovery().records_replayed
     }
 
-    fn stats(&self) -> Stats {
-        let s = self.engine.stats();
-        let r = self.engine.recovery();
-        let mut m = Stats::new();
-        m.insert("wal_sequence".into(), json!(s.sequence));
-        m.insert(
-            "entries_since_checkpoint".into(),
-            json!(s.records_since_checkpoint),
+    fn stats(&self) -> StoreStats {
+        let stats = WalStats::new(&self.engine.stats(), self.engine.recovery());
+        // The newest snapshot: the last checkpoint's, or the one recovery started from.
+        let snapshot = stats.last_checkpoint.as_ref().map_or_else(
+            || stats.last_recovery.snapshot.as_ref().map_or(0, |s| s.bytes),
+            |c| c.snapshot_bytes,
         );
-        m.insert("checkpoint_threshold".into(), json!(s.checkpoint_threshold));
-        m.insert("wal_size_bytes".into(), json!(s.log_bytes));
-        m.insert("wal_segments".into(), json!(s.segments));
-        m.insert("fsync_policy".into(), json!(s.sync.to_string()));
-        m.insert("group_commit".into(), json!(s.group_commit));
-        m.insert("appends".into(), json!(s.appends));
-        m.insert("bytes_written".into(), json!(s.bytes_written));
-        m.insert("fsync_count".into(), json!(s.fsyncs));
-        m.insert("fsync_total_ms".into(), json!(millis(s.fsync_time)));
-        let b = &s.batch_sizes;
-        m.insert(
-            "group_commit_batches".into(),
-            json!({
-                "batches": b.batches,
-                "records": b.records,
-                "mean": if b.batches == 0 { 0.0 } else { b.records as f64 / b.batches as f64 },
-                "max": b.max,
-            }),
-        );
-        m.insert("checkpoints".into(), json!(s.checkpoints));
-        m.insert("checkpoint_running".into(), json!(s.checkpoint_running));
-        m.insert("checkpoint_failures".into(), json!(s.checkpoint_failures));
-        m.insert(
-            "last_checkpoint_error".into(),
-            s.last_checkpoint_failure
-                .as_ref()
-                .map_or(serde_json::Value::Null, |f| {
-                    json!({
-                        "error": f.error,
-                        "at_micros": f.at_micros,
-                        "automatic": f.automatic,
-                    })
-                }),
-        );
-        m.insert(
-            "checkpoint_retry_in_ms".into(),
-            json!(s.checkpoint_retry_in.map(millis)),
-        );
-        m.insert(
-            "segment_roll_over_failures".into(),
-            json!(s.roll_over_failures),
-        );
-        m.insert(
-            "last_checkpoint".into(),
-            s.last_checkpoint
-                .as_ref()
-                .map_or(serde_json::Value::Null, |c| {
-                    json!({
-                        "sequence": c.sequence,
-                        "keys": c.keys,
-                        "snapshot_bytes": c.snapshot_bytes,
-                        "entries_truncated": c.records_truncated,
-                        "segments_removed": c.segments_removed,
-                        "duration_ms": millis(c.duration),
-                        "finished_at_micros": c.finished_at_micros,
-                    })
-                }),
-        );
-        m.insert(
-            "last_recovery".into(),
-            json!({
-                "mode": r.mode.to_string(),
-                "duration_ms": millis(r.duration),
-                "snapshot": r.snapshot.as_ref().map(|s| json!({"sequence": s.sequence, "bytes": s.bytes, "keys": s.keys})),
-                "segments_read": r.segments_read,
-                "entries_replayed": r.records_replayed,
-                "torn_bytes_discarded": r.torn_bytes_discarded,
-                "unfinished_checkpoint": r.unfinished_checkpoint,
-                "torn_at": r.torn_at.as_ref().map(|(f, o)| json!({"file": f.display().to_string(), "offset": o})),
-                "last_sequence": r.last_sequence,
-            }),
-        );
-        m.insert("poisoned".into(), json!(s.poisoned));
-        m
+        StoreStats {
+            size_on_disk_bytes: Some(stats.wal_size_bytes + snapshot),
+            details: Some(Details::Wal(Box::new(stats))),
+        }
     }
 
     fn poisoned(&self) -> Option<String> {
         self.engine.poisoned()
     }
 
-    fn prepare_crash(&self, mode: CrashMode) -> Result<Stats, StoreError> {
-        let mut m = Stats::new();
-        if mode == CrashMode::PowerLoss {
-            let r = self.engine.simulate_power_loss(true)?;
-            m.insert("synced_bytes_kept".into(), json!(r.synced_bytes));
-            m.insert(
-                "unsynced_bytes_dropped".into(),
-                json!(r.unsynced_bytes_dropped),
-            );
-            m.insert("torn_fragment_bytes".into(), json!(r.torn_fragment_bytes));
+    fn prepare_crash(&self, mode: CrashMode) -> Result<CrashReport, StoreError> {
+        match mode {
+            CrashMode::Process => Ok(CrashReport::default()),
+            CrashMode::PowerLoss => {
+                let r = self.engine.simulate_power_loss(true)?;
+                Ok(CrashReport {
+                    synced_bytes_kept: Some(r.synced_bytes),
+                    unsynced_bytes_dropped: Some(r.unsynced_bytes_dropped),
+                    torn_fragment_bytes: Some(r.torn_fragment_bytes),
+                    ..CrashReport::default()
+                })
+            }
+            other => Err(StoreError::Unsupported(format!(
+                "mode={other} needs a replicated store; the wal backend can crash with {}",
+                self.kind().crash_modes_text()
+            ))),
         }
-        Ok(m)
+    }
+}
+
+/// The WAL's fields in `/admin/stats` (the names the runbook and the page read).
+#[derive(Debug, Clone, Serialize)]
+pub struct WalStats {
+    /// The newest record's sequence number.
+    pub wal_sequence: u64,
+    /// Records in the log since the last checkpoint.
+    pub entries_since_checkpoint: u64,
+    /// `CHECKPOINT_THRESHOLD`.
+    pub checkpoint_threshold: u64,
+    /// Bytes in the log's segments.
+    pub wal_size_bytes: u64,
+    /// Segment files.
+    pub wal_segments: u64,
+    /// `FSYNC`.
+    pub fsync_policy: String,
+    /// `GROUP_COMMIT`.
+    pub group_commit: bool,
+    /// Records appended since start.
+    pub appends: u64,
+    /// Bytes written to the log since start.
+    pub bytes_written: u64,
+    /// fdatasyncs since start.
+    pub fsync_count: u64,
+    /// Time spent in them.
+    pub fsync_total_ms: f64,
+    /// How many records shared a write and a sync.
+    pub group_commit_batches: BatchStats,
+    /// Checkpoints since start.
+    pub checkpoints: u64,
+    /// Whether one is running now.
+    pub checkpoint_running: bool,
+    /// Failed checkpoints since start.
+    pub checkpoint_failures: u64,
+    /// The last failure, if any.
+    pub last_checkpoint_error: Option<CheckpointErrorStats>,
+    /// When the next automatic attempt may run after a failure.
+    pub checkpoint_retry_in_ms: Option<f64>,
+    /// Failed segment roll-overs (writes went on in the old segment).
+    pub segment_roll_over_failures: u64,
+    /// The last checkpoint, if any.
+    pub last_checkpoint: Option<LastCheckpointStats>,
+    /// What recovery found at start.
+    pub last_recovery: RecoveryStats,
+    /// Why writes are refused, when they are.
+    pub poisoned: Option<String>,
+}
+
+/// Group commit's batch sizes.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchStats {
+    /// Batches written.
+    pub batches: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Records per batch.
+    pub mean: f64,
+    /// The largest batch.
+    pub max: u64,
+}
+
+/// A failed checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointErrorStats {
+    /// What failed.
+    pub error: String,
+    /// When (Unix microseconds).
+    pub at_micros: u64,
+    /// Automatic (true) or asked for.
+    pub automatic: bool,
+}
+
+/// The last checkpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastCheckpointStats {
+    /// The sequence number it covers.
+    pub sequence: u64,
+    /// Keys in its snapshot.
+    pub keys: u64,
+    /// Its snapshot's size.
+    pub snapshot_bytes: u64,
+    /// Records it made redundant.
+    pub entries_truncated: u64,
+    /// Segments it deleted.
+    pub segments_removed: usize,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// When it finished (Unix microseconds).
+    pub finished_at_micros: u64,
+}
+
+/// What recovery found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryStats {
+    /// `RECOVERY_MODE`.
+    pub mode: String,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// The snapshot it started from.
+    pub snapshot: Option<SnapshotStats>,
+    /// Segments read.
+    pub segments_read: usize,
+    /// Records replayed.
+    pub entries_replayed: u64,
+    /// Bytes of a torn tail discarded.
+    pub torn_bytes_discarded: u64,
+    /// Whether a checkpoint was cut short by the crash.
+    pub unfinished_checkpoint: bool,
+    /// Where the torn tail began.
+    pub torn_at: Option<TornAt>,
+    /// The last sequence number recovered.
+    pub last_sequence: u64,
+}
+
+/// A snapshot recovery started from.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotStats {
+    /// The sequence number it covers.
+    pub sequence: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// Its keys.
+    pub keys: u64,
+}
+
+/// Where a torn tail began.
+#[derive(Debug, Clone, Serialize)]
+pub struct TornAt {
+    /// The segment.
+    pub file: String,
+    /// The offset in it.
+    pub offset: u64,
+}
+
+impl WalStats {
+    fn new(s: &walab_wal::Stats, r: &walab_wal::RecoveryReport) -> WalStats {
+        let b = &s.batch_sizes;
+        WalStats {
+            wal_sequence: s.sequence,
+            entries_since_checkpoint: s.records_since_checkpoint,
+            checkpoint_threshold: s.checkpoint_threshold,
+            wal_size_bytes: s.log_bytes,
+            wal_segments: s.segments,
+            fsync_policy: s.sync.to_string(),
+            group_commit: s.group_commit,
+            appends: s.appends,
+            bytes_written: s.bytes_written,
+            fsync_count: s.fsyncs,
+            fsync_total_ms: millis(s.fsync_time),
+            group_commit_batches: BatchStats {
+                batches: b.batches,
+                records: b.records,
+                mean: if b.batches == 0 {
+                    0.0
+                } else {
+                    b.records as f64 / b.batches as f64
+                },
+                max: b.max,
+            },
+            checkpoints: s.checkpoints,
+            checkpoint_running: s.checkpoint_running,
+            checkpoint_failures: s.checkpoint_failures,
+            last_checkpoint_error: s.last_checkpoint_failure.as_ref().map(|f| {
+                CheckpointErrorStats {
+                    error: f.error.clone(),
+                    at_micros: f.at_micros,
+                    automatic: f.automatic,
+                }
+            }),
+            checkpoint_retry_in_ms: s.checkpoint_retry_in.map(millis),
+            segment_roll_over_failures: s.roll_over_failures,
+            last_checkpoint: s.last_checkpoint.as_ref().map(|c| LastCheckpointStats {
+                sequence: c.sequence,
+                keys: c.keys,
+                snapshot_bytes: c.snapshot_bytes,
+                entries_truncated: c.records_truncated,
+                segments_removed: c.segments_removed,
+                duration_ms: millis(c.duration),
+                finished_at_micros: c.finished_at_micros,
+            }),
+            last_recovery: RecoveryStats {
+                mode: r.mode.to_string(),
+                duration_ms: millis(r.duration),
+                snapshot: r.snapshot.as_ref().map(|s| SnapshotStats {
+                    sequence: s.sequence,
+                    bytes: s.bytes,
+                    keys: s.keys,
+                }),
+                segments_read: r.segments_read,
+                entries_replayed: r.records_replayed,
+                torn_bytes_discarded: r.torn_bytes_discarded,
+                unfinished_checkpoint: r.unfinished_checkpoint,
+                torn_at: r.torn_at.as_ref().map(|(f, o)| TornAt {
+                    file: f.display().to_string(),
+                    offset: *o,
+                }),
+                last_sequence: r.last_sequence,
+            },
+            poisoned: s.poisoned.clone(),
+        }
     }
 }
 
@@ -276,6 +421,13 @@ mod tests {
     fn sim_backend(fs: &SimFs) -> WalBackend {
         let config = walab_wal::Config::new("/data").checkpoint_threshold(0);
         WalBackend::from_engine(Engine::open_with_fs(config, Arc::new(fs.clone())).unwrap())
+    }
+
+    fn wal_stats(b: &WalBackend) -> WalStats {
+        match b.stats().details {
+            Some(Details::Wal(s)) => *s,
+            other => panic!("not the WAL's stats: {other:?}"),
+        }
     }
 
     #[test]
@@ -311,28 +463,23 @@ mod tests {
         let fs = SimFs::new(2);
         let b = sim_backend(&fs);
         b.put("a", b"1").unwrap();
-        let fresh = b.stats();
-        assert_eq!(fresh["checkpoint_failures"], json!(0));
-        assert_eq!(fresh["last_checkpoint_error"], serde_json::Value::Null);
-        assert_eq!(fresh["checkpoint_retry_in_ms"], serde_json::Value::Null);
-        assert_eq!(fresh["segment_roll_over_failures"], json!(0));
+        let fresh = wal_stats(&b);
+        assert_eq!(fresh.checkpoint_failures, 0);
+        assert!(fresh.last_checkpoint_error.is_none());
+        assert_eq!(fresh.checkpoint_retry_in_ms, None);
+        assert_eq!(fresh.segment_roll_over_failures, 0);
         fs.inject(Fault {
             op: FaultOp::Create,
             nth: 0,
             kind: std::io::ErrorKind::StorageFull,
         });
         assert!(matches!(b.checkpoint(), Err(StoreError::Storage(_))));
-        let s = b.stats();
-        assert_eq!(s["checkpoint_failures"], json!(1));
-        let last = &s["last_checkpoint_error"];
-        assert!(
-            last["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("injected create failure")),
-            "{last}"
-        );
-        assert_eq!(last["automatic"], json!(false));
-        assert_eq!(s["poisoned"], serde_json::Value::Null);
+        let s = wal_stats(&b);
+        assert_eq!(s.checkpoint_failures, 1);
+        let last = s.last_checkpoint_error.expect("the failure");
+        assert!(last.error.contains("injected create failure"), "{last:?}");
+        assert!(!last.automatic);
+        assert_eq!(s.poisoned, None);
         b.put("b", b"2").expect("writes go on");
     }
 
