@@ -7,7 +7,8 @@
 //! `GET /openapi.json` (`src/openapi.json`) and the README's Endpoints section.
 //!
 //! # Layout
-//! - [`config`]: [`Config`] from environment variables; one-line errors naming the variable.
+//! - [`config`]: `walab serve`'s settings, each a flag with an environment variable behind
+//!   it ([`config::ServeArgs`]), and the [`Config`] made of them; errors name the variable.
 //! - [`state`]: [`AppState`]: the backend (once recovery is done), config, metrics.
 //! - [`routes`]: [`app`], the route table; `kv`, `admin` and `health` handlers.
 //! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].

@@ -1,4 +1,4 @@
-//! Logging: `tracing` to stderr, filtered by `RUST_LOG` (default `info`), as text or, with
+//! Logging: `tracing` to stderr, filtered by `RUST_LOG` (`--rust-log`), as text or, with
 //! `LOG_FORMAT=json`, one JSON object a line for whoever ships logs.
 //!
 //! Every line names who wrote it (`[wal:8001]`, `[lab]` in text; `"server"` in JSON),
@@ -63,10 +63,16 @@ impl fmt::Display for LogFormat {
     }
 }
 
-/// Install the global subscriber, writing `format`, and feeding `tracer` too when traces
-/// are exported. Calling it twice keeps the first (tests may race).
-pub fn init(tag: &str, format: LogFormat, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Install the global subscriber, writing `format` for the lines `filter` lets through (an
+/// `EnvFilter` directive, checked when the configuration was read), and feeding `tracer`
+/// too when traces are exported. Calling it twice keeps the first (tests may race).
+pub fn init(
+    tag: &str,
+    format: LogFormat,
+    filter: &str,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
     let text = (format == LogFormat::Text).then(|| {
         tracing_subscriber::fmt::layer()

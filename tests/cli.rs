@@ -1,7 +1,14 @@
-//! The `walab` command line as a person or a script meets it: `inspect --json`.
+//! The `walab` command line as a person or a script meets it: `serve --help` names every
+//! variable the README's Configuration table lists, with the same default; a flag wins
+//! over its variable and a blank variable counts as unset; `--version` on a subcommand;
+//! shell completions; `inspect --json`.
+
+mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::{Walab, free_port, get, wait_healthy};
 use serde_json::Value;
 
 fn walab(args: &[&str]) -> Output {
@@ -14,6 +21,186 @@ fn walab(args: &[&str]) -> Output {
 
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8")
+}
+
+/// A row of the README's Configuration table: its variables and their defaults.
+#[derive(Debug)]
+struct Row {
+    variables: Vec<String>,
+    defaults: Vec<String>,
+}
+
+/// The variables table under `## Configuration` in README.md: rows like
+/// `` | `HOST`, `PORT` | `127.0.0.1`, `8000` | meaning | ``.
+fn readme_rows() -> Vec<Row> {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split("\n## Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README.md has a Configuration section");
+    let ticked = |cell: &str| -> Vec<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            // ["", variables, default, meaning, ""]
+            if cells.len() < 4 || !cells[1].starts_with('`') {
+                return None;
+            }
+            Some(Row {
+                variables: ticked(cells[1]),
+                defaults: ticked(cells[2]),
+            })
+        })
+        .collect()
+}
+
+/// The block of `--help` that describes the setting of `variable`.
+fn help_block<'a>(help: &'a str, variable: &str) -> Option<&'a str> {
+    let at = help
+        .find(&format!("[env: {variable}="))
+        .or_else(|| help.find(&format!("[env: {variable}]")))?;
+    let start = help[..at].rfind("\n      --").map_or(0, |i| i + 1);
+    let end = help[at..].find("\n\n").map_or(help.len(), |i| at + i);
+    Some(&help[start..end])
+}
+
+#[test]
+fn serve_help_names_every_variable_of_the_readme_with_its_default() {
+    let rows = readme_rows();
+    assert!(
+        rows.len() > 20,
+        "the README's table was not found or not parsed: {rows:?}"
+    );
+    let out = walab(&["serve", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = stdout(&out);
+    for row in &rows {
+        for (i, variable) in row.variables.iter().enumerate() {
+            assert!(
+                variable
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()),
+                "not a variable name in the README's table: {variable:?}"
+            );
+            let block = help_block(&help, variable)
+                .unwrap_or_else(|| panic!("walab serve --help does not name {variable}:\n{help}"));
+            let flag = format!(
+                "--{} <{variable}>",
+                variable.to_lowercase().replace('_', "-")
+            );
+            assert!(
+                block.contains(&flag),
+                "{variable} is not the flag {flag}:\n{block}"
+            );
+            // The README's default, where it gives one value per variable.
+            if row.defaults.len() == row.variables.len() && !row.defaults[i].contains('<') {
+                let default = format!("[default: {}]", row.defaults[i]);
+                assert!(
+                    block.contains(&default),
+                    "README says {variable} defaults to {}; --help says:\n{block}",
+                    row.defaults[i]
+                );
+            }
+        }
+    }
+    for values in [
+        "[possible values: wal, memory, sled, etcd]",
+        "[possible values: always, never, interval:<ms>]",
+        "[possible values: background, always]",
+        "[possible values: tolerate-corrupted-tail, absolute-consistency, point-in-time]",
+        "[possible values: text, json]",
+    ] {
+        assert!(help.contains(values), "no {values} in\n{help}");
+    }
+}
+
+#[test]
+fn torture_help_shows_the_allowed_backends_and_policies() {
+    let help = stdout(&walab(&["torture", "--help"]));
+    assert!(
+        help.contains("[possible values: wal, memory, sled, etcd]"),
+        "{help}"
+    );
+    assert!(
+        help.contains("[possible values: always, never, interval:<ms>]"),
+        "{help}"
+    );
+    let refused = walab(&["torture", "--backend", "postgres"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("expected one of wal, memory, sled, etcd"),
+        "{err}"
+    );
+}
+
+#[test]
+fn subcommands_answer_version_and_typos_get_a_suggestion() {
+    let version = walab(&["serve", "--version"]);
+    assert!(version.status.success(), "{version:?}");
+    assert_eq!(
+        stdout(&version).trim(),
+        format!("walab-serve {}", env!("CARGO_PKG_VERSION"))
+    );
+    let typo = walab(&["serve", "--fsycn", "always"]);
+    assert_eq!(typo.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        err.contains("a similar argument exists: '--fsync'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_flag_wins_over_its_variable_and_a_blank_variable_is_unset() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _serve = Walab::start(
+        &["serve", "--port", &port_text, "--kv-backend", "memory"],
+        &[
+            // Both lose to the flags.
+            ("PORT", "1"),
+            ("KV_BACKEND", "postgres"),
+            // Blank: no token, not an empty one.
+            ("ADMIN_TOKEN", " "),
+            ("DATA_DIR", dir.path().to_str().expect("utf-8 path")),
+        ],
+    );
+    assert!(wait_healthy(port, Duration::from_secs(10)).is_some());
+    assert_eq!(get(port, "/health").json["backend"], "memory");
+    assert_eq!(get(port, "/admin/stats").status, 200, "/admin/* is open");
+}
+
+#[test]
+fn completions_are_a_script_for_the_shell_that_knows_every_command_and_flag() {
+    let out = walab(&["completions", "bash"]);
+    assert!(out.status.success(), "{out:?}");
+    let script = stdout(&out);
+    assert!(script.contains("complete -F _walab"), "{script}");
+    for word in [
+        "serve",
+        "lab",
+        "inspect",
+        "torture",
+        "--kv-backend",
+        "--slow-fsync-ms",
+        "--json",
+    ] {
+        assert!(script.contains(word), "no {word} in the bash script");
+    }
+    let zsh = walab(&["completions", "zsh"]);
+    assert!(stdout(&zsh).starts_with("#compdef walab"), "{zsh:?}");
+    let bad = walab(&["completions", "cmd.exe"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

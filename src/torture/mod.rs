@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
+
 use client::Client;
 use model::{Effect, Op, Outcome};
 
@@ -36,14 +38,14 @@ pub enum CrashKind {
 /// The options of `walab torture`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TortureOptions {
-    /// Which backend to torture: wal, memory or sled.
-    #[arg(long, default_value = "wal")]
+    /// Which backend to torture.
+    #[arg(long, default_value = "wal", value_parser = crate::config::backend_parser().map(|k| k.to_string()))]
     pub backend: String,
-    /// The WAL's FSYNC policy (always, never, interval:<ms>).
-    #[arg(long, default_value = "always")]
+    /// The WAL's FSYNC policy.
+    #[arg(long, default_value = "always", value_parser = crate::config::fsync_parser().map(|p| p.to_string()))]
     pub fsync: String,
-    /// sled's SLED_FLUSH (always or background).
-    #[arg(long, default_value = "background")]
+    /// sled's SLED_FLUSH.
+    #[arg(long, default_value = "background", value_parser = crate::config::sled_flush_parser().map(|f| f.as_str().to_owned()))]
     pub sled_flush: String,
     /// How to crash the server.
     #[arg(long, value_enum, default_value = "kill")]
