@@ -8,6 +8,12 @@
 //! random moment: SIGKILL from outside, or the WAL's simulated power loss through
 //! `POST /admin/crash?mode=power-loss`. One line per cycle, a summary row at the end; the
 //! exit status is non-zero when the backend lost or invented data it promised to keep.
+//!
+//! With `--backend etcd` it first starts a three-member etcd cluster of its own, and can
+//! crash members instead of the server: the leader, a follower, or all three (SIGKILL,
+//! restarted at once as `walab lab` does). The server stays up through those; what is
+//! measured besides losses is how long writes stall: from the kill to the first
+//! acknowledged write.
 
 pub mod client;
 pub mod model;
@@ -22,9 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::builder::TypedValueParser as _;
-
 use client::Client;
 use model::{Effect, Op, Outcome};
+use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
 
 /// How the server is crashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +39,22 @@ pub enum CrashKind {
     Kill,
     /// The WAL's simulated power loss: unsynced log bytes are thrown away first.
     PowerLoss,
+    /// etcd: SIGKILL the member that leads.
+    Leader,
+    /// etcd: SIGKILL one member that does not lead.
+    Follower,
+    /// etcd: SIGKILL every member at once.
+    AllMembers,
+}
+
+impl CrashKind {
+    /// Whether this kills etcd members rather than the server.
+    fn kills_members(self) -> bool {
+        matches!(
+            self,
+            CrashKind::Leader | CrashKind::Follower | CrashKind::AllMembers
+        )
+    }
 }
 
 /// The options of `walab torture`.
@@ -85,14 +107,31 @@ impl TortureOptions {
         match self.backend.as_str() {
             "wal" => self.crash == CrashKind::Kill || self.fsync == "always",
             "sled" => self.sled_flush == "always",
+            // A majority keeps every acknowledged write, and so do all three restarted.
+            "etcd" => true,
             _ => false,
         }
+    }
+
+    /// A crash this backend cannot have, in words.
+    fn check(&self) -> Result<(), String> {
+        if self.crash == CrashKind::PowerLoss && self.backend != "wal" {
+            return Err("--crash power-loss is simulated by the WAL engine only".into());
+        }
+        if self.crash.kills_members() && self.backend != "etcd" {
+            return Err(format!(
+                "--crash {:?} kills etcd members: it needs --backend etcd",
+                self.crash
+            ));
+        }
+        Ok(())
     }
 
     fn policy(&self) -> String {
         match self.backend.as_str() {
             "wal" => format!("FSYNC={}", self.fsync),
             "sled" => format!("SLED_FLUSH={}", self.sled_flush),
+            "etcd" => "3 members".into(),
             _ => "-".into(),
         }
     }
@@ -131,6 +170,8 @@ struct Totals {
     reads: u64,
     read_errors: u64,
     restart_ms: Vec<u64>,
+    /// Member crashes: from the kill to the first acknowledged write.
+    stall_ms: Vec<u64>,
     resources: resources::Span,
 }
 
@@ -148,6 +189,7 @@ fn start_server(
     dir: &std::path::Path,
     port: u16,
     log: &std::path::Path,
+    etcd: Option<&ClusterSpec>,
 ) -> std::io::Result<Server> {
     let exe = std::env::current_exe()?;
     // The server's own log (thousands of "poisoned" errors after each power-loss crash)
@@ -170,6 +212,12 @@ fn start_server(
         )
         .env("SEGMENT_BYTES", (256 * 1024).to_string())
         .env("RUST_LOG", "warn")
+        .envs(etcd.iter().flat_map(|c| {
+            [
+                ("ETCD_ENDPOINTS", c.endpoints().join(",")),
+                ("ETCD_PID_DIR", c.run_dir.display().to_string()),
+            ]
+        }))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()?;
@@ -339,6 +387,7 @@ pub fn run(opts: TortureOptions) -> ExitCode {
 }
 
 fn torture(opts: &TortureOptions) -> Result<Totals, String> {
+    opts.check()?;
     let temp;
     let dir = match &opts.data_dir {
         Some(d) => d.clone(),
@@ -365,19 +414,34 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
     );
     let log = std::env::temp_dir().join(format!("walab-torture-{}.log", std::process::id()));
     println!("torture: server log in {}", log.display());
+    let mut etcd = if opts.backend == "etcd" {
+        Some(start_cluster(&dir)?)
+    } else {
+        None
+    };
     let mut rng = Rng(seed);
     let keys: Vec<String> = (0..opts.keys).map(|i| format!("k{i}")).collect();
     let mut totals = Totals::default();
     let mut baseline: BTreeMap<String, String> = BTreeMap::new();
     let mut pending: Vec<Op> = Vec::new();
     let mut max_acked_seq = 0u64;
+    let mut running: Option<Server> = None;
     for cycle in 0..=opts.cycles {
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let mut server =
-            start_server(opts, &dir, port, &log).map_err(|e| format!("start walab serve: {e}"))?;
-        let restart = wait_healthy(&mut server, Duration::from_secs(30)).inspect_err(|_| {
-            let _ = server.child.kill();
-        })?;
+        // After a server kill, a new server; after a member kill, the same one.
+        let (mut server, restart) = match running.take() {
+            Some(server) => (server, Duration::ZERO),
+            None => {
+                let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+                let spec = etcd.as_ref().map(LocalCluster::spec);
+                let mut server = start_server(opts, &dir, port, &log, spec)
+                    .map_err(|e| format!("start walab serve: {e}"))?;
+                let took =
+                    wait_healthy(&mut server, Duration::from_secs(30)).inspect_err(|_| {
+                        let _ = server.child.kill();
+                    })?;
+                (server, took)
+            }
+        };
         let actual = read_all(server.addr)?;
         let check = model::check_cycle(&keys, &baseline, &pending, &actual);
         let st = stats(server.addr);
@@ -400,12 +464,18 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
             totals.failed += failed;
             totals.lost += check.lost;
             totals.phantom += check.phantom;
-            totals.restart_ms.push(restart.as_millis() as u64);
             let recovery = &st["last_recovery"];
             let cut_short = recovery["unfinished_checkpoint"] == true;
             totals.checkpoints_cut_short += u64::from(cut_short);
+            let after = if opts.crash.kills_members() {
+                let stall = totals.stall_ms.last().copied().unwrap_or(0);
+                format!("writes stalled {stall} ms")
+            } else {
+                totals.restart_ms.push(restart.as_millis() as u64);
+                format!("healthy {} ms", restart.as_millis())
+            };
             println!(
-                "cycle {cycle:>4}: {acked:>6} acked, {in_flight:>2} in flight, {failed:>3} failed | lost {:>3}, phantom {} | {} keys | replayed {}, torn {} B, snapshot {}{} | healthy {} ms",
+                "cycle {cycle:>4}: {acked:>6} acked, {in_flight:>2} in flight, {failed:>3} failed | lost {:>3}, phantom {} | {} keys | replayed {}, torn {} B, snapshot {}{} | {after}",
                 check.lost,
                 check.phantom,
                 actual.len(),
@@ -419,7 +489,6 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
                 } else {
                     ""
                 },
-                restart.as_millis()
             );
         }
         baseline = actual;
@@ -443,22 +512,31 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         totals
             .resources
             .add(resources::sample(server.child.id(), &dir));
-        match opts.crash {
-            CrashKind::Kill => {
+        let mut probes = Vec::new();
+        match (opts.crash, etcd.as_mut()) {
+            (CrashKind::Kill, _) => {
                 let _ = server.child.kill();
+                let _ = server.child.wait();
             }
-            CrashKind::PowerLoss => {
+            (CrashKind::PowerLoss, _) => {
                 let r =
                     Client::new(server.addr).request("POST", "/admin/crash?mode=power-loss", None);
                 if !matches!(&r, Ok(r) if r.status == 200) {
                     let _ = server.child.kill();
                     return Err(format!("crash?mode=power-loss failed: {r:?}"));
                 }
+                let _ = server.child.wait();
             }
+            (kind, Some(cluster)) => {
+                let stall =
+                    crash_members(cluster, kind, &mut rng, server.addr, &clock, &mut probes)?;
+                totals.stall_ms.push(stall.as_millis() as u64);
+                running = Some(server);
+            }
+            (_, None) => return Err("member crashes need --backend etcd".into()),
         }
-        let _ = server.child.wait();
         stop.store(true, Ordering::Relaxed);
-        pending = Vec::new();
+        pending = probes;
         for h in handles {
             let r = h
                 .join()
@@ -466,6 +544,10 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
             pending.extend(r.ops);
             totals.reads += r.reads;
             totals.read_errors += r.read_errors;
+        }
+        if let Some(cluster) = &etcd {
+            // The next cycle reads everything back: a majority must be up for that.
+            cluster.wait_ready(Duration::from_secs(60))?;
         }
         // Sequence numbers must go on increasing: the new cycle's acknowledged writes are
         // compared with the highest acknowledged before the crash.
@@ -480,14 +562,106 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
     Ok(totals)
 }
 
+/// A three-member etcd cluster of the torture's own, on free ports, data under `dir/etcd`.
+fn start_cluster(dir: &std::path::Path) -> Result<LocalCluster, String> {
+    let bin = cluster::find_etcd()?;
+    let ports = (0..6)
+        .map(|_| free_port())
+        .collect::<std::io::Result<Vec<u16>>>()
+        .map_err(|e| format!("no free port: {e}"))?;
+    let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
+    let spec = ClusterSpec::new(&dir.join("etcd"), &pairs);
+    println!(
+        "torture: etcd cluster on {} (logs in {})",
+        spec.endpoints().join(", "),
+        spec.run_dir.display()
+    );
+    LocalCluster::start(spec, bin, Duration::from_secs(30))
+}
+
+/// Kill members as `kind` says, restart them at once (as the lab does), and write through
+/// the server until a write is acknowledged: returns how long writes stalled. The probe
+/// writes go into the model like the writers' (`probes`).
+fn crash_members(
+    cluster: &mut LocalCluster,
+    kind: CrashKind,
+    rng: &mut Rng,
+    addr: SocketAddr,
+    clock: &AtomicU64,
+    probes: &mut Vec<Op>,
+) -> Result<Duration, String> {
+    let members = cluster.spec().members.len();
+    let leader = cluster
+        .leader()
+        .ok_or("the etcd cluster has no leader to crash")?;
+    let victims: Vec<usize> = match kind {
+        CrashKind::Leader => vec![leader],
+        CrashKind::Follower => {
+            let others: Vec<usize> = (0..members).filter(|i| *i != leader).collect();
+            vec![others[rng.below(others.len() as u64) as usize]]
+        }
+        _ => (0..members).collect(),
+    };
+    for &i in &victims {
+        cluster.kill(i);
+    }
+    let killed = Instant::now();
+    cluster.restart_dead()?;
+    let mut client = Client::new(addr);
+    let mut n = 0u64;
+    loop {
+        n += 1;
+        let value = format!("probe-{n}-{}", rng.below(1 << 30));
+        let body = serde_json::json!({"key": "k0", "value": value}).to_string();
+        let sent = clock.fetch_add(1, Ordering::SeqCst);
+        let reply = client.request("POST", "/kv", Some(&body));
+        let replied = clock.fetch_add(1, Ordering::SeqCst);
+        let (outcome, sequence) = match &reply {
+            Ok(r) if r.status == 200 => (Outcome::Acked, r.json["sequence"].as_u64()),
+            Ok(_) => (Outcome::Failed, None),
+            Err(_) => (Outcome::InFlight, None),
+        };
+        probes.push(Op {
+            key: Some("k0".into()),
+            effect: Effect::Set(value),
+            sent,
+            replied,
+            outcome,
+            sequence,
+        });
+        if outcome == Outcome::Acked {
+            return Ok(killed.elapsed());
+        }
+        if killed.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "no write was acknowledged within 60 s of killing {} etcd member(s)",
+                victims.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn print_summary(opts: &TortureOptions, t: &Totals) {
-    let mut ms = t.restart_ms.clone();
+    let mut ms = if opts.crash.kills_members() {
+        t.stall_ms.clone()
+    } else {
+        t.restart_ms.clone()
+    };
     ms.sort_unstable();
     let p50 = ms.get(ms.len() / 2).copied().unwrap_or(0);
     let max = ms.last().copied().unwrap_or(0);
     let crash = match opts.crash {
         CrashKind::Kill => "process kill",
         CrashKind::PowerLoss => "power loss",
+        CrashKind::Leader => "leader kill",
+        CrashKind::Follower => "follower kill",
+        CrashKind::AllMembers => "all members killed",
+    };
+    let (p50, max) = if opts.crash.kills_members() {
+        (format!("stall {p50}"), format!("{max}"))
+    } else {
+        (p50.to_string(), max.to_string())
     };
     println!();
     println!("{}", t.resources.describe());
@@ -498,7 +672,7 @@ fn print_summary(opts: &TortureOptions, t: &Totals) {
         );
     }
     println!(
-        "| backend | policy | crash | cycles | writes acknowledged | lost | phantom | in flight | failed | seq backwards | kills inside a checkpoint | restart p50 / max | promise |"
+        "| backend | policy | crash | cycles | writes acknowledged | lost | phantom | in flight | failed | seq backwards | kills inside a checkpoint | restart (or write stall) p50 / max | promise |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     println!(

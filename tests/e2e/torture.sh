@@ -4,6 +4,10 @@
 #   tests/e2e/torture.sh ci          the rows CI must pass, 20 kill cycles each
 #   tests/e2e/torture.sh table 200   every backend and policy, 200 cycles per row, as the
 #                                    markdown table the README shows
+#   tests/e2e/torture.sh etcd 200    only the etcd rows (needs etcd on PATH)
+#
+# The ci and table modes include etcd's rows (server, leader, follower and all-member
+# kills against a three-member cluster the torture starts) when etcd is on PATH.
 #
 # A row whose backend promises no loss fails the script if it loses or invents a write;
 # the other rows only report what they lost.
@@ -22,6 +26,27 @@ case "$mode" in
       "--backend sled --sled-flush always --crash kill"
       "--backend wal --fsync never --crash power-loss"
     )
+    if command -v etcd > /dev/null || [ -n "${ETCD_BIN:-}" ]; then
+      rows+=(
+        "--backend etcd --crash kill"
+        "--backend etcd --crash leader"
+        "--backend etcd --crash follower"
+        "--backend etcd --crash all-members"
+      )
+    elif [ -n "${WALAB_REQUIRE_ETCD:-}" ]; then
+      echo "WALAB_REQUIRE_ETCD is set but there is no etcd on PATH (apt-get install etcd-server)" >&2
+      exit 2
+    else
+      echo "no etcd on PATH: the etcd rows are skipped (apt-get install etcd-server)" >&2
+    fi
+    ;;
+  etcd)
+    rows=(
+      "--backend etcd --crash kill"
+      "--backend etcd --crash leader"
+      "--backend etcd --crash follower"
+      "--backend etcd --crash all-members"
+    )
     ;;
   table)
     rows=(
@@ -34,9 +59,13 @@ case "$mode" in
       "--backend memory --crash kill"
       "--backend sled --sled-flush background --crash kill"
       "--backend sled --sled-flush always --crash kill"
+      "--backend etcd --crash kill"
+      "--backend etcd --crash leader"
+      "--backend etcd --crash follower"
+      "--backend etcd --crash all-members"
     )
     ;;
-  *) echo "usage: $0 ci|table [cycles]" >&2; exit 2 ;;
+  *) echo "usage: $0 ci|table|etcd [cycles]" >&2; exit 2 ;;
 esac
 
 summary=()

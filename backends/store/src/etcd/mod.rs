@@ -338,7 +338,11 @@ impl KvBackend for EtcdBackend {
     fn clear(&self) -> Result<WriteAck, StoreError> {
         // One DeleteRange is one Raft proposal: every key goes, or none does.
         let answer = self.gateway.delete(&self.prefix, Some(&self.prefix_end))?;
-        Ok(ack(answer.header.revision))
+        // Deleting nothing makes no revision: the header's is the last write's.
+        Ok(WriteAck {
+            sequence: (answer.deleted > 0).then_some(answer.header.revision),
+            timing: None,
+        })
     }
 
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
