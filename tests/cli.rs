@@ -1,5 +1,5 @@
 //! The `walab` command line as a person or a script meets it: `serve --help` names every
-//! variable the README's Configuration table lists, with the same default; a flag wins
+//! variable the README's Configuration table lists, with the same default, and no other; a flag wins
 //! over its variable and a blank variable counts as unset; `--version` on a subcommand;
 //! shell completions; `inspect --json`.
 
@@ -110,6 +110,15 @@ fn serve_help_names_every_variable_of_the_readme_with_its_default() {
                 );
             }
         }
+    }
+    // And the other way: the README documents every variable --help names.
+    let documented: Vec<&String> = rows.iter().flat_map(|r| &r.variables).collect();
+    for named in help.split("[env: ").skip(1) {
+        let variable = named.split(['=', ']']).next().expect("a variable name");
+        assert!(
+            documented.iter().any(|d| *d == variable),
+            "--help names {variable}, README.md's Configuration table does not"
+        );
     }
     for values in [
         "[possible values: wal, memory, sled, etcd]",
