@@ -257,7 +257,7 @@ def wrk_load(server, prefix, count, conns=8, patience=600):
 def run_k6(backend, url, ops, vus, seconds, summary_path, read_vus=None, extra_env=None):
     env = dict(os.environ)
     env.update({
-        "BACKENDS": backend, f"{backend.upper()}_URL": url, "OPS": ",".join(ops),
+        "BACKENDS": backend, f"{backend.upper().replace('-', '_')}_URL": url, "OPS": ",".join(ops),
         "VUS": ",".join(str(v) for v in vus), "DURATION": f"{seconds}s", "GAP": "0.5",
         "SUMMARY_JSON": summary_path, "VALUE_BYTES": str(VALUE_BYTES), "PRELOAD": "1000",
         "K6_NO_USAGE_REPORT": "true",
@@ -546,7 +546,8 @@ def etcd_anchor(data_root, logdir, seconds, write_conns):
                 raise RuntimeError(f"etcd: wrk c{c} had {ok} puts answered without error but etcd holds "
                                    f"{r['stored']} keys under {prefix}-")
             rows.append({**r, "op": "write"})
-        k6rows, _ = run_k6("etcd", url, ["write"], write_conns, seconds, os.path.join(logdir, "k6-etcd.json"))
+        # k6's backend tag "etcd-direct": walab's etcd backend has "etcd" (in k6 and in its metrics)
+        k6rows, _ = run_k6("etcd-direct", url, ["write"], write_conns, seconds, os.path.join(logdir, "k6-etcd.json"))
         rows.extend(k6rows)
     finally:
         proc.terminate()
@@ -848,7 +849,7 @@ def report(res, md_path, svg_name):
         L.append("Anchors: " + "; ".join(res["anchor_versions"]) + ". etcd (one member, default settings: every put "
                  "fsynced by its raft log) is loaded through its JSON gateway, POST /v3/kv/put with base64 keys and "
                  "values, by wrk (bench/wrk/etcd-put.lua: unique keys, the same value as write.lua, every put counted "
-                 "back from etcd afterwards) and by k6/compare.js (BACKENDS=etcd), each the same load as our rows "
+                 "back from etcd afterwards) and by k6/compare.js (BACKENDS=etcd-direct), each the same load as our rows "
                  "under that tool; Redis through redis-benchmark -t set -d 100 -r 100000000, so compare its rows "
                  "with each other, not with the k6 and wrk rows.\n")
     drift = []
