@@ -8,9 +8,12 @@ with wrk (bench/wrk/*.lua: 1, 16 and 64 connections writing, 64 reading; --short
 stops it. On the wal it reads the group-commit batch-size histogram from /metrics before and
 after each write measurement. Around that: the disk's raw fdatasync rate, each load generator's
 ceiling (GET /health on the memory backend), restart-to-healthy after a crash with 0, 10k and 1M
-records to replay and after a checkpoint, and with --anchors etcd (through its JSON gateway, by
-wrk with bench/wrk/etcd-put.lua and by the same k6 scenario) and Redis (redis-benchmark, AOF
-always vs none). Writes <out>/<date>.md, .json and .svg.
+records to replay and after a checkpoint, and with --anchors: etcd, one member, directly (through
+its JSON gateway, by wrk with bench/wrk/etcd-put.lua and by the same k6 scenario); a three-member
+etcd cluster, directly (wrk) and through walab's etcd backend (KV_BACKEND=etcd, the same wrk and
+k6 loads as the other rows), which give what replication costs against the WAL and what walab's
+HTTP layer adds in front of etcd; and Redis (redis-benchmark, AOF always vs none). Writes
+<out>/<date>.md, .json and .svg.
 """
 
 import argparse
@@ -62,11 +65,24 @@ WALAB_VARS = ["KV_BACKEND", "WAL_ENABLED", "HOST", "PORT", "DATA_DIR", "FSYNC", 
               "CHECKPOINT_THRESHOLD", "CHECKPOINT_GROWTH_PERCENT", "SNAPSHOT_BYTES_PER_SEC", "SEGMENT_BYTES", "RECOVERY_MODE", "SLED_FLUSH",
               "MAX_VALUE_BYTES", "ADMIN_TOKEN", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "HEADER_TIMEOUT_MS",
               "BODY_TIMEOUT_MS", "REQUEST_TIMEOUT_MS", "MAX_HEADER_BYTES", "MAX_BODY_BYTES_IN_FLIGHT",
-              "WALAB_RESTARTS", "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "RUST_LOG"]
+              "WALAB_RESTARTS", "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_SDK_DISABLED", "RUST_LOG",
+              "ETCD_ENDPOINTS", "ETCD_PREFIX", "ETCD_PID_DIR", "ETCD_BIN"]
 WRITE_CONNS = [1, 16, 64]
 SHORT_WRITE_CONNS = [1, 64]  # --short: the two levels the targets use
 READ_CONNS = 64
 ETCD_WRK_CONNS = [1, 64]
+# With --anchors, three names for etcd, one per thing measured (row config, k6 backend tag):
+#   etcd        one member, loaded directly through its JSON gateway (k6 tag "etcd-direct"); the
+#               lab's target (WAL >= 5x etcd's puts/s) is defined against it
+#   etcd-3      three members on this machine, loaded directly (wrk), through the first member
+#   walab-etcd  walab serve with KV_BACKEND=etcd over those three members: walab's API, the
+#               same wrk and k6 loads as the rows above (k6 tag "etcd", as the server's metrics)
+ETCD3_MEMBERS = 3
+ETCD_PREFIX = "walab/"  # walab's default ETCD_PREFIX, set outright on the walab-etcd row
+WALAB_ETCD_ENV = {"KV_BACKEND": "etcd", "ETCD_PREFIX": ETCD_PREFIX}
+WALAB_ETCD_LABEL = f"walab-etcd: walab's etcd backend (KV_BACKEND=etcd) over {ETCD3_MEMBERS} etcd members"
+ETCD1_LABEL = "etcd: 1 member, direct (JSON gateway /v3/kv/put, durable)"
+ETCD3_LABEL = f"etcd-3: {ETCD3_MEMBERS} members, direct (JSON gateway /v3/kv/put via etcd-1)"
 K6_READ_VUS = 16
 NEAR_CEILING = 0.8
 REPEAT_LABEL = "memory, again at the end (the run's noise)"
@@ -121,6 +137,11 @@ def plan_steps(configs, seconds, write_conns, preload, sizes, anchors):
     steps.append(("recovery", max(sizes) / 25000 + 0.5 * (len(sizes) + 2) + 3 * max(sizes) / 1e6))
     if anchors:
         steps.append(("etcd", 5 + 2 * seconds + (seconds + 0.5) * len(write_conns)))
+        # the cluster's start (elections, ~3 s), then wrk at 1 and 64 connections, each counted back
+        steps.append(("etcd-3", 5 + len(ETCD_WRK_CONNS) * (seconds + 0.5)))
+        # one more walab row, over that cluster (puts at ~1-5k/s make its preload slower), then
+        # the cluster's stop
+        steps.append(("walab-etcd", per_config + preload / 2000 + 2))
         steps.append(("redis", 2 + 4 * (seconds + 1)))
     steps.append(("report", 1))
     return steps
@@ -257,7 +278,7 @@ def wrk_load(server, prefix, count, conns=8, patience=600):
 def run_k6(backend, url, ops, vus, seconds, summary_path, read_vus=None, extra_env=None):
     env = dict(os.environ)
     env.update({
-        "BACKENDS": backend, f"{backend.upper()}_URL": url, "OPS": ",".join(ops),
+        "BACKENDS": backend, f"{backend.upper().replace('-', '_')}_URL": url, "OPS": ",".join(ops),
         "VUS": ",".join(str(v) for v in vus), "DURATION": f"{seconds}s", "GAP": "0.5",
         "SUMMARY_JSON": summary_path, "VALUE_BYTES": str(VALUE_BYTES), "PRELOAD": "1000",
         "K6_NO_USAGE_REPORT": "true",
@@ -390,7 +411,14 @@ def fmt_batch(d):
     return f"{d['batches']} batches, mean {d['mean']:.1f} records" + (f" ({dist})" if dist else "")
 
 
-def bench_config(walab, name, label, env, ckpt, data_root, logdir, seconds, threshold, preload, write_conns):
+def bench_config(walab, name, label, env, ckpt, data_root, logdir, seconds, threshold, preload, write_conns,
+                 count_back=None, k6_run_id=None):
+    """One row: a walab serve with env, loaded by wrk (reads, then writes at each level) and k6.
+
+    count_back(prefix), when given, says how many keys under prefix the store holds, asked of
+    something other than this server (the etcd rows: etcd itself): after each wrk write level and
+    after k6, every write answered 200 must be there, or the run stops. k6_run_id fixes k6's key
+    prefix (RUN_ID) so its writes can be counted."""
     env = dict(env)
     wal = env.get("KV_BACKEND") == "wal"
     if wal and ckpt == "arg":
@@ -432,6 +460,14 @@ def bench_config(walab, name, label, env, ckpt, data_root, logdir, seconds, thre
             if wal:
                 before, cps = batch_snapshot(server), server.stats().get("checkpoints")
             r = run_wrk(server.url, "write.lua", c, seconds, [f"wrk{c}", VALUE_BYTES])
+            if count_back:
+                # write.lua's keys are "wrk<c>-<thread>-<n>"; every 200 must be stored
+                r["answered_ok"] = r["requests"] - r["errors"]
+                r["stored"] = count_back(f"wrk{c}-")
+                if r["stored"] is None or r["stored"] < r["answered_ok"]:
+                    raise RuntimeError(f"{name}: wrk c{c} had {r['answered_ok']} writes answered 200 but the store "
+                                       f"holds {r['stored']} keys under wrk{c}-")
+                log(f"{name} wrk write c{c}: {r['rps']:.0f}/s; {r['answered_ok']} answered 200, {r['stored']} stored")
             if wal:
                 r["batch"] = batch_delta(before, batch_snapshot(server))
                 if isinstance(cps, int):
@@ -441,8 +477,18 @@ def bench_config(walab, name, label, env, ckpt, data_root, logdir, seconds, thre
         if wal:
             before = batch_snapshot(server)
         k6rows, crossed = run_k6(env["KV_BACKEND"], server.url, ["write", "read"], write_conns, seconds,
-                                 os.path.join(logdir, f"k6-{name}.json"), read_vus=[K6_READ_VUS])
+                                 os.path.join(logdir, f"k6-{name}.json"), read_vus=[K6_READ_VUS],
+                                 extra_env={"RUN_ID": k6_run_id} if k6_run_id else None)
         rows.extend(k6rows)
+        if count_back and k6_run_id:
+            # compare.js writes "<RUN_ID>-<backend>-<VU>-<iteration>"
+            ok = sum(r["requests"] - r["errors"] for r in k6rows if r["op"] == "write")
+            stored = count_back(f"{k6_run_id}-{env['KV_BACKEND']}-")
+            info["k6_writes"] = {"answered_ok": ok, "stored": stored}
+            if stored is None or stored < ok:
+                raise RuntimeError(f"{name}: k6 had {ok} writes answered 200 but the store holds {stored} keys "
+                                   f"under {k6_run_id}-{env['KV_BACKEND']}-")
+            log(f"{name} k6 writes: {ok} answered 200, {stored} stored")
         stats = server.stats()
         if wal:
             last = batch_snapshot(server)
@@ -455,7 +501,8 @@ def bench_config(walab, name, label, env, ckpt, data_root, logdir, seconds, thre
     for r in rows:
         r.update({"config": name, "label": label})
     info["label"] = label
-    info["stats"] = {k: stats.get(k) for k in ("fsync_count", "group_commit_batches", "checkpoints", "item_count")
+    info["stats"] = {k: stats.get(k) for k in ("fsync_count", "group_commit_batches", "checkpoints", "item_count",
+                                               "durability", "etcd")
                      if k in stats}
     info["k6_thresholds_crossed"] = crossed
     log(f"{label}: " + ", ".join(f"{r['tool']} {r['op']} c{r['conns']} {r['rps']:.0f}/s p99 {r['p99_ms']:.2f} ms"
@@ -517,7 +564,37 @@ def recovery(walab, data_root, logdir, sizes):
     return out
 
 
+def etcd_count(url, prefix):
+    """How many keys etcd (the member at url) holds under prefix; None when it does not answer."""
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the range [prefix, end): "-" + 1 is "."
+    try:
+        status, body = http("POST", url + "/v3/kv/range", {
+            "key": base64.b64encode(prefix.encode()).decode(),
+            "range_end": base64.b64encode(end.encode()).decode(), "count_only": True}, timeout=60)
+    except OSError:
+        return None
+    return int(json.loads(body).get("count", 0)) if status == 200 else None
+
+
+def etcd_wrk_puts(url, name, seconds):
+    """wrk with bench/wrk/etcd-put.lua at each of ETCD_WRK_CONNS against url, every put counted back."""
+    rows = []
+    # wrk, like our rows: bench/wrk/etcd-put.lua puts unique keys "<prefix>-<thread>-_<n>"
+    for c in ETCD_WRK_CONNS:
+        prefix = f"etcdwrk{c}"
+        r = run_wrk(url, "etcd-put.lua", c, seconds, [prefix, VALUE_BYTES])
+        # check the puts landed: count the keys under the prefix
+        r["stored"] = etcd_count(url, f"{prefix}-")
+        ok = r["requests"] - r["errors"]
+        if r["stored"] is None or r["stored"] < ok * 0.99:
+            raise RuntimeError(f"{name}: wrk c{c} had {ok} puts answered without error but etcd holds "
+                               f"{r['stored']} keys under {prefix}-")
+        rows.append({**r, "op": "write"})
+    return rows
+
+
 def etcd_anchor(data_root, logdir, seconds, write_conns):
+    """etcd, one member, loaded directly: wrk and k6 (k6/compare.js BACKENDS=etcd-direct)."""
     cport, pport = free_port(), free_port()
     url = f"http://127.0.0.1:{cport}"
     peer = f"http://127.0.0.1:{pport}"
@@ -527,34 +604,124 @@ def etcd_anchor(data_root, logdir, seconds, write_conns):
            "--initial-cluster", f"bench={peer}", "--log-level", "error", "--logger", "zap"]
     proc = subprocess.Popen(cmd, stdout=open(os.path.join(logdir, "etcd.log"), "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    label = "etcd (JSON gateway /v3/kv/put, durable)"
     rows = []
     try:
         wait_healthy(url, proc, timeout=60, poll=0.05)
         version = subprocess.run(["etcd", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-        # wrk, like our rows: bench/wrk/etcd-put.lua puts unique keys "etcdwrk<c>-<thread>-_<n>"
-        for c in ETCD_WRK_CONNS:
-            prefix = f"etcdwrk{c}"
-            r = run_wrk(url, "etcd-put.lua", c, seconds, [prefix, VALUE_BYTES])
-            # check the puts landed: count the keys under the prefix ("-" + 1 is ".")
-            status, body = http("POST", url + "/v3/kv/range", {
-                "key": base64.b64encode(f"{prefix}-".encode()).decode(),
-                "range_end": base64.b64encode(f"{prefix}.".encode()).decode(), "count_only": True}, timeout=60)
-            r["stored"] = int(json.loads(body).get("count", 0)) if status == 200 else None
-            ok = r["requests"] - r["errors"]
-            if r["stored"] is None or r["stored"] < ok * 0.99:
-                raise RuntimeError(f"etcd: wrk c{c} had {ok} puts answered without error but etcd holds "
-                                   f"{r['stored']} keys under {prefix}-")
-            rows.append({**r, "op": "write"})
-        k6rows, _ = run_k6("etcd", url, ["write"], write_conns, seconds, os.path.join(logdir, "k6-etcd.json"))
+        rows.extend(etcd_wrk_puts(url, "etcd", seconds))
+        # k6's backend tag "etcd-direct": walab's etcd backend has "etcd" (in k6 and in its metrics)
+        k6rows, _ = run_k6("etcd-direct", url, ["write"], write_conns, seconds, os.path.join(logdir, "k6-etcd.json"))
         rows.extend(k6rows)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     for r in rows:
-        r.update({"config": "etcd", "label": label, "anchor": True})
+        r.update({"config": "etcd", "label": ETCD1_LABEL, "short": "etcd, 1 member, direct", "anchor": True})
     log("etcd: " + ", ".join(f"{r['tool']} c{r['conns']} {r['rps']:.0f}/s p99 {r['p99_ms']:.1f} ms" for r in rows))
     return rows, version
+
+
+class EtcdCluster:
+    """etcd members etcd-1..N on 127.0.0.1, on free ports, data under dir/etcd-N, each one's output in
+    logdir/etcd-3-etcd-N.log. The member flags are walab lab --etcd's (ClusterSpec::command in
+    backends/store/src/etcd/cluster.rs), with a token of its own."""
+
+    def __init__(self, directory, logdir, n):
+        ports = set()
+        while len(ports) < 2 * n:
+            ports.add(free_port())
+        ports = sorted(ports)
+        self.dir, self.logdir = directory, logdir
+        self.members = [{"name": f"etcd-{i + 1}", "client": f"http://127.0.0.1:{ports[2 * i]}",
+                         "peer": f"http://127.0.0.1:{ports[2 * i + 1]}"} for i in range(n)]
+        self.procs = []
+
+    @property
+    def endpoints(self):
+        return [m["client"] for m in self.members]
+
+    def start(self, timeout=60):
+        initial = ",".join(f"{m['name']}={m['peer']}" for m in self.members)
+        os.makedirs(self.dir, exist_ok=True)
+        for m in self.members:
+            cmd = ["etcd", "--name", m["name"], "--data-dir", os.path.join(self.dir, m["name"]),
+                   "--listen-client-urls", m["client"], "--advertise-client-urls", m["client"],
+                   "--listen-peer-urls", m["peer"], "--initial-advertise-peer-urls", m["peer"],
+                   "--initial-cluster", initial, "--initial-cluster-state", "new",
+                   "--initial-cluster-token", "walab-bench", "--logger", "zap", "--log-level", "warn"]
+            log_file = open(os.path.join(self.logdir, f"etcd-3-{m['name']}.log"), "w")
+            self.procs.append(subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
+        t0 = time.perf_counter()
+        # etcd's /health is 200 once the member sees a leader
+        for m, proc in zip(self.members, self.procs):
+            wait_healthy(m["client"], proc, timeout=max(1, timeout - (time.perf_counter() - t0)), poll=0.05)
+        return time.perf_counter() - t0
+
+    def leader(self):
+        """The leading member's name, as the first member that answers says; None if none does."""
+        ids = {}
+        leader = None
+        for m in self.members:
+            try:
+                status, body = http("POST", m["client"] + "/v3/maintenance/status", {}, timeout=2)
+            except OSError:
+                continue
+            if status == 200:
+                st = json.loads(body)
+                ids[str(st.get("header", {}).get("member_id"))] = m["name"]
+                leader = leader or str(st.get("leader"))
+        return ids.get(leader)
+
+    def stop(self):
+        # One at a time: a leader stopped while the others stop too waits seconds for a leadership
+        # transfer nobody takes; stopped alone it hands over at once, and the last member is alone.
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def etcd3_and_walab_etcd(walab, data_root, logdir, seconds, preload, write_conns, progress, threshold):
+    """A three-member cluster; etcd-3 (wrk, directly, through etcd-1) and walab-etcd (walab serve,
+    KV_BACKEND=etcd, ETCD_ENDPOINTS = the three) over it. Returns rows, walab-etcd's info, the cluster's."""
+    cluster = EtcdCluster(os.path.join(data_root, "etcd-3"), logdir, ETCD3_MEMBERS)
+    rows, info = [], None
+    try:
+        up = cluster.start()
+        first = cluster.endpoints[0]
+        about = {"members": [m["name"] for m in cluster.members], "endpoints": cluster.endpoints,
+                 "direct_through": cluster.members[0]["name"], "healthy_after_s": round(up, 2),
+                 "leader_at_start": cluster.leader()}
+        log(f"etcd-3: {len(cluster.members)} members healthy after {up:.1f} s, leader {about['leader_at_start']}; "
+            f"wrk puts through {about['direct_through']} ({first})")
+        direct = etcd_wrk_puts(first, "etcd-3", seconds)
+        for r in direct:
+            r.update({"config": "etcd-3", "label": ETCD3_LABEL, "short": f"etcd-3, {ETCD3_MEMBERS} members, direct",
+                      "anchor": True})
+        log("etcd-3: " + ", ".join(f"{r['tool']} c{r['conns']} {r['rps']:.0f}/s p99 {r['p99_ms']:.1f} ms"
+                                   for r in direct))
+        rows.extend(direct)
+        about["leader_after_direct"] = cluster.leader()
+        progress.step("walab-etcd")
+        env = {**WALAB_ETCD_ENV, "ETCD_ENDPOINTS": ",".join(cluster.endpoints)}
+        ours, info = bench_config(walab, "walab-etcd", WALAB_ETCD_LABEL, env, None, data_root, logdir, seconds,
+                                  threshold, preload, write_conns,
+                                  count_back=lambda prefix: etcd_count(first, ETCD_PREFIX + prefix),
+                                  k6_run_id="k6walabetcd")
+        for r in ours:
+            r["short"] = f"walab-etcd ({ETCD3_MEMBERS} etcd members)"
+        rows.extend(ours)
+        about["leader_at_end"] = cluster.leader()
+    finally:
+        cluster.stop()
+    leaders = {about.get(k) for k in ("leader_at_start", "leader_after_direct", "leader_at_end")}
+    about["leader_changed"] = len(leaders) > 1
+    return rows, info, about
 
 
 def redis_anchor(data_root, logdir, seconds):
@@ -691,6 +858,100 @@ def targets(rows, disk, anchors, configs):
     return t
 
 
+def etcd_comparisons(rows, configs):
+    """The two ratios --anchors measures side by side: what replication costs (walab-etcd against the
+    WAL at its defaults, both through walab's API; wrk and k6, 1 and 64 connections) and what walab's
+    HTTP layer adds in front of etcd (walab-etcd against etcd-3 direct, the same cluster, wrk)."""
+    out = []
+    pairs = [("replication", "walab-etcd", "wal-defaults", tool) for tool in ("wrk", "k6")]
+    pairs.append(("http-layer", "walab-etcd", "etcd-3", "wrk"))
+    for what, num, den, tool in pairs:
+        for c in ETCD_WRK_CONNS:
+            a, b = find(rows, num, tool, "write", c), find(rows, den, tool, "write", c)
+            item = {"what": what, "tool": tool, "conns": c, "row": num, "against": den,
+                    "label": a["label"] if a else configs.get(num, {}).get("label", num),
+                    "against_label": b["label"] if b else configs.get(den, {}).get("label", den)}
+            if a and b and b["rps"] and a["rps"]:
+                item.update({"rps": a["rps"], "against_rps": b["rps"], "rps_ratio": a["rps"] / b["rps"],
+                             "p50_ms": a["p50_ms"], "against_p50_ms": b["p50_ms"],
+                             "p50_added_ms": a["p50_ms"] - b["p50_ms"],
+                             "p99_ms": a["p99_ms"], "against_p99_ms": b["p99_ms"]})
+            else:
+                item["missing"] = " and ".join(n for n, r in ((num, a), (den, b)) if not r)
+            out.append(item)
+    return out
+
+
+def etcd_section(res):
+    """Markdown: the etcd rows side by side, stated plainly."""
+    comps, about = res.get("etcd_comparisons") or [], res.get("etcd_cluster") or {}
+    if not comps:
+        return []
+    L = ["## Replication and walab's HTTP layer (etcd)\n",
+         f"Three names for etcd, measured in this one run: **etcd** is one member loaded directly (the anchor of "
+         f"the target above); **etcd-3** is {ETCD3_MEMBERS} members on this machine loaded directly through their "
+         f"JSON gateway (wrk, bench/wrk/etcd-put.lua, through {about.get('direct_through', 'etcd-1')}); "
+         f"**walab-etcd** is `walab serve` with KV_BACKEND=etcd over those same members, loaded like every walab "
+         f"row (POST /kv, the same wrk script and k6 scenario). walab's etcd client sends to the first of "
+         f"ETCD_ENDPOINTS, {about.get('direct_through', 'etcd-1')}, as etcd-3's wrk does; a write on either path "
+         f"is acknowledged once it is fsynced in the Raft log of a majority (2 of 3). "
+         + (f"{about.get('direct_through')} led, so both paths reached the leader at once. "
+            if about.get("leader_at_start") == about.get("direct_through") else
+            f"{about.get('direct_through')} was a follower, so both paths paid its forwarding to the leader. ")
+         + f"The leader was {about.get('leader_at_start') or '?'} at the start"
+         + (f" and {about.get('leader_at_end') or '?'} at the end: **it changed during the measurements**, "
+            f"whose numbers then include an election" if about.get("leader_changed") else ", the same throughout")
+         + ". All three members share this machine's CPUs and its one disk: replication costs here three logs' "
+           "fsyncs on one disk and the members' CPU, where separate machines would fsync in parallel and add a "
+           "network round trip.\n"]
+
+    def n(v):
+        return fmt(v)
+
+    def said(item, of):
+        if "missing" in item:
+            return f"not measured ({item['missing']}: no row)"
+        x = item["rps_ratio"]
+        times = f"{x:.2f}×" if x >= 0.1 else f"{x:.3f}×"
+        return (f"{n(item['rps'])} vs {n(item['against_rps'])} writes/s: walab-etcd does **{times} {of}** "
+                f"(p50 {item['p50_ms']:.3f} vs {item['against_p50_ms']:.3f} ms, {item['p50_added_ms']:+.3f} ms; "
+                f"p99 {item['p99_ms']:.3f} vs {item['against_p99_ms']:.3f} ms)")
+
+    def conns(c, tool):
+        unit = "VU" if tool == "k6" else "connection"
+        return f"{c} {unit}{'s' if c > 1 else ''}"
+
+    rep_items = [c for c in comps if c["what"] == "replication"]
+    http_items = [c for c in comps if c["what"] == "http-layer"]
+    L.append("**What replication costs**: walab-etcd ÷ the WAL at its defaults, both behind walab's HTTP API, "
+             "both acknowledging only writes on disk (one fdatasync on one machine against a majority of three Raft "
+             "logs):\n")
+    for c in rep_items:
+        extra = ""
+        if "missing" not in c and 0 < c["rps_ratio"] < 1:
+            extra = f": the WAL does {1 / c['rps_ratio']:.1f}× as many"
+        text = said(c, "the WAL's writes/s")
+        L.append(f"- {c['tool']}, {conns(c['conns'], c['tool'])}: {text}{extra}")
+    L.append("")
+    L.append("**What walab's HTTP layer adds in front of etcd**: walab-etcd ÷ etcd-3 direct, the same cluster and "
+             "member, both under wrk (walab's API, JSON in and out and its client's call to etcd's gateway, against "
+             "etcd's gateway alone):\n")
+    for c in http_items:
+        text = said(c, "etcd-3's puts/s")
+        L.append(f"- {c['tool']}, {conns(c['conns'], c['tool'])}: {text}")
+    L.append("")
+    counted = [r for r in res["rows"] if r["config"] in ("etcd", "etcd-3", "walab-etcd") and r.get("stored") is not None]
+    k6w = (res["configs"].get("walab-etcd") or {}).get("k6_writes")
+    if counted or k6w:
+        parts = [f"{r['config']} {r['tool']} c{r['conns']}: {fmt(r['stored'])} keys for "
+                 f"{fmt(r.get('answered_ok', r['requests'] - r['errors']))} answered" for r in counted]
+        if k6w:
+            parts.append(f"walab-etcd k6: {fmt(k6w['stored'])} keys for {fmt(k6w['answered_ok'])} answered")
+        L.append("Counted back from etcd after each measurement (count_only ranges over the run's key prefixes; "
+                 "walab-etcd's under ETCD_PREFIX " + ETCD_PREFIX + "): " + "; ".join(parts) + ".\n")
+    return L
+
+
 def svg_chart(rows, path):
     """Two panels: write throughput and write p99 at 64 connections, one bar per row."""
     bars = []
@@ -698,9 +959,13 @@ def svg_chart(rows, path):
         r = find(rows, name, "wrk", "write", 64)
         if r:
             bars.append((r["label"], r["rps"], r["p99_ms"], "wrk, 64 conns", "#4477aa" if name.startswith("wal") else "#999999"))
+    r = find(rows, "walab-etcd", "wrk", "write", 64)
+    if r:
+        bars.append((r.get("short", r["label"]), r["rps"], r["p99_ms"], "wrk, 64 conns", "#228833"))
     for r in rows:
         if r.get("anchor") and r["conns"] == 64:
-            bars.append((f"{r['label']}, {r['tool']}", r["rps"], r["p99_ms"], f"{r['tool']}, 64", "#cc6677"))
+            bars.append((f"{r.get('short', r['label'])}, {r['tool']}", r["rps"], r["p99_ms"], f"{r['tool']}, 64",
+                         "#cc6677"))
     if not bars:
         return
     lw, pw, bh, gap, top = 400, 300, 18, 8, 50
@@ -723,8 +988,10 @@ def svg_chart(rows, path):
         wp = max(1, p99 / maxp * (pw - 60))
         out.append(f'<rect x="{x2}" y="{y}" width="{wp:.1f}" height="{bh}" fill="{color}" opacity="0.7"/>')
         out.append(f'<text x="{x2 + wp + 4:.1f}" y="{y + 13}">{p99:.2f}</text>')
-    out.append(f'<text x="10" y="{h - 12}" fill="#555">blue: walab wal; grey: memory and sled (wrk, POST /kv, unique keys, '
-               f'{VALUE_BYTES}-byte values); red: anchors (etcd through wrk and k6, Redis through redis-benchmark)</text>')
+    out.append(f'<text x="10" y="{h - 22}" fill="#555">blue: walab wal; grey: memory and sled; green: walab\'s etcd '
+               f'backend over {ETCD3_MEMBERS} members (wrk, POST /kv, unique keys, {VALUE_BYTES}-byte values)</text>')
+    out.append(f'<text x="10" y="{h - 8}" fill="#555">red: anchors, loaded directly (etcd with 1 and with '
+               f'{ETCD3_MEMBERS} members through wrk, 1 member through k6, Redis through redis-benchmark)</text>')
     out.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
@@ -795,7 +1062,8 @@ def report(res, md_path, svg_name):
              f"× memory = this row's requests/s (or p99) divided by the memory backend's under the same load.\n")
     L.append("| store | op | tool | conns | req/s | × memory | p50 ms | p95 ms | p99 ms | p99 × memory | errors | |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    order = {n: i for i, n in enumerate([c[0] for c in CONFIGS] + ["memory-repeat", "etcd", "redis-noaof", "redis-aof-always"])}
+    order = {n: i for i, n in enumerate([c[0] for c in CONFIGS] + ["memory-repeat", "walab-etcd", "etcd", "etcd-3",
+                                                                    "redis-noaof", "redis-aof-always"])}
     batch_rows = [r for r in sorted(rows, key=lambda r: (order.get(r["config"], 99), r["conns"])) if "batch" in r]
     def key(r):
         return (r.get("anchor", False), order.get(r["config"], 99), r["config"], r["op"] != "write", r["tool"], r["conns"])
@@ -836,6 +1104,7 @@ def report(res, md_path, svg_name):
             L.append(f"\nWith {big[0]['entries_replayed']:,} records to replay the store was healthy again "
                      f"{big[0]['restart_to_healthy_ms']:.0f} ms after spawning (the README's bound: < 2 s).")
         L.append("")
+    L.extend(etcd_section(res))
     L.append("## Targets\n")
     for t in res["targets"]:
         if t["met"] is None:
@@ -848,8 +1117,10 @@ def report(res, md_path, svg_name):
         L.append("Anchors: " + "; ".join(res["anchor_versions"]) + ". etcd (one member, default settings: every put "
                  "fsynced by its raft log) is loaded through its JSON gateway, POST /v3/kv/put with base64 keys and "
                  "values, by wrk (bench/wrk/etcd-put.lua: unique keys, the same value as write.lua, every put counted "
-                 "back from etcd afterwards) and by k6/compare.js (BACKENDS=etcd), each the same load as our rows "
-                 "under that tool; Redis through redis-benchmark -t set -d 100 -r 100000000, so compare its rows "
+                 "back from etcd afterwards) and by k6/compare.js (BACKENDS=etcd-direct, so its k6 series are tagged "
+                 "backend=\"etcd-direct\", never \"etcd\", which is walab's etcd backend's), each the same load as "
+                 f"our rows under that tool; etcd-3, {ETCD3_MEMBERS} members with walab lab --etcd's flags, by the same "
+                 "wrk script; Redis through redis-benchmark -t set -d 100 -r 100000000, so compare its rows "
                  "with each other, not with the k6 and wrk rows.\n")
     drift = []
     for r in rows:
@@ -882,6 +1153,20 @@ def report(res, md_path, svg_name):
         f.write("\n".join(L))
 
 
+def walab_backends(walab):
+    """The KV_BACKEND names this walab takes, from its refusal of one it does not know; None when
+    it does not say (then the run goes on and finds out when the row starts)."""
+    env = {k: v for k, v in os.environ.items() if k not in WALAB_VARS}
+    env.update({"KV_BACKEND": "bench-probe-no-such-backend", "HOST": "127.0.0.1", "PORT": str(free_port()),
+                "DATA_DIR": os.devnull})
+    try:
+        out = subprocess.run([walab, "serve"], env=env, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"expected one of ([\w, -]+)", out.stdout + out.stderr)
+    return [x.strip() for x in m.group(1).split(",") if x.strip()] if m else None
+
+
 def tool_version(cmd):
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
@@ -894,7 +1179,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--walab", required=True)
     ap.add_argument("--short", action="store_true", help="a few seconds per row (CI)")
-    ap.add_argument("--anchors", action="store_true", help="also measure etcd and Redis")
+    ap.add_argument("--anchors", action="store_true",
+                    help="also measure etcd (1 member direct; 3 members direct and through walab) and Redis")
     ap.add_argument("--seconds", type=float, help="per measurement (default 6, --short 1)")
     ap.add_argument("--data-dir", help="scratch directory on the disk to measure (default bench/.work/<date>)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
@@ -907,6 +1193,11 @@ def main():
     sizes = [int(x) for x in (a.recovery_records or ("10000,100000" if a.short else "10000,1000000")).split(",")]
     preload = 2000 if a.short else 10000
     write_conns = SHORT_WRITE_CONNS if a.short else WRITE_CONNS
+    if a.anchors:
+        known = walab_backends(a.walab)
+        if known is not None and "etcd" not in known:
+            sys.exit(f"{a.walab} has no etcd backend (its KV_BACKEND takes {', '.join(known)}); --anchors measures "
+                     f"walab's etcd backend: build walab from a tree that has it, or run without --anchors")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     data_root = a.data_dir or os.path.join(ROOT, "bench", ".work", stamp)
     if os.path.exists(data_root) and os.listdir(data_root):
@@ -963,6 +1254,11 @@ def main():
         rows, v = etcd_anchor(data_root, logdir, seconds, write_conns)
         res["rows"].extend(rows)
         versions.append(v)
+        progress.step("etcd-3")
+        rows, info, res["etcd_cluster"] = etcd3_and_walab_etcd(a.walab, data_root, logdir, seconds, preload,
+                                                               write_conns, progress, a.checkpoint_threshold)
+        res["rows"].extend(rows)
+        res["configs"]["walab-etcd"] = info
         progress.step("redis")
         rows, v = redis_anchor(data_root, logdir, seconds)
         res["rows"].extend(rows)
@@ -970,6 +1266,8 @@ def main():
     res["anchor_versions"] = versions
     progress.step("report")
     res["targets"] = targets(res["rows"], res["disk"], a.anchors, res["configs"])
+    if a.anchors:
+        res["etcd_comparisons"] = etcd_comparisons(res["rows"], res["configs"])
     load = loadavg()
     meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in load)
     meta["load1_end"] = load[0]

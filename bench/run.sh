@@ -2,7 +2,7 @@
 # bench/run.sh: the one command behind the README's benchmark table.
 #
 #   bench/run.sh              # full run, ~8 minutes: every configuration, recovery, report
-#   bench/run.sh --anchors    # plus etcd (wrk and k6) and Redis in the same run (~9 minutes)
+#   bench/run.sh --anchors    # plus etcd (1 and 3 members, and walab over 3) and Redis (~11 minutes)
 #   bench/run.sh --short      # about a second per measurement: a smoke run (CI, ~2 minutes)
 #
 # Rows: memory; the wal at its defaults (only KV_BACKEND=wal set: FSYNC=always, group commit,
@@ -15,6 +15,18 @@
 # section checks the lab's targets with what was measured and by how much a miss misses;
 # the report gives the 1-minute load average at the start and end, with a warning when it
 # was 1 or more at the start: measure on a quiet machine.
+#
+# --anchors adds, in the same run: etcd, one member, loaded directly through its JSON gateway
+# (row `etcd`: wrk with bench/wrk/etcd-put.lua at 1 and 64 connections, and k6/compare.js with
+# BACKENDS=etcd-direct; the target ">= 5x etcd's puts/s" is against it); a three-member etcd
+# cluster on free ports (data under the data dir's etcd-3/, walab lab --etcd's member flags),
+# loaded directly (row `etcd-3`: the same wrk script through its first member) and through walab
+# (row `walab-etcd`: walab serve with KV_BACKEND=etcd over the three, the same wrk and k6 loads as
+# the other rows); every etcd put and walab-etcd write counted back from etcd; and Redis. The
+# report's section "Replication and walab's HTTP layer" states what replication costs
+# (walab-etcd / the WAL at its defaults, 1 and 64 connections) and what walab's HTTP layer adds
+# in front of etcd (walab-etcd / etcd-3, wrk). k6 tags walab's etcd backend backend="etcd", as
+# the server's metrics do, and etcd loaded directly backend="etcd-direct".
 #
 # Other options (passed to bench/bench.py): --seconds N (per measurement), --data-dir DIR (a
 # fresh scratch directory on the disk you want measured; default bench/.work/<date>),

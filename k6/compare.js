@@ -4,10 +4,15 @@
 //   k6 run k6/compare.js                                  # writes, reads, mixed on 8001-8003
 //   k6 run -e OPS=write -e VUS=64 -e DURATION=20s k6/compare.js
 //   k6 run -e EXECUTOR=rate -e RATE=2000 k6/compare.js   # constant arrival rate
-//   k6 run -e BACKENDS=etcd -e ETCD_URL=http://127.0.0.1:2379 -e OPS=write k6/compare.js
+//   k6 run -e BACKENDS=etcd -e OPS=write k6/compare.js      # walab's etcd backend (lab --etcd, 8004)
+//   k6 run -e BACKENDS=etcd-direct -e ETCD_DIRECT_URL=http://127.0.0.1:2379 -e OPS=write k6/compare.js
 //
 // Environment (all optional):
-//   BACKENDS      wal,memory,sled (also: etcd, through its v3 JSON gateway)
+//   BACKENDS      wal,memory,sled; also etcd (walab's etcd backend: walab's HTTP API in front of
+//                 an etcd cluster, `walab lab --etcd`'s 8004) and etcd-direct (etcd itself, no
+//                 walab: its v3 JSON gateway, /v3/kv/put and /v3/kv/range). The backend tag is
+//                 the name, so k6's series for walab's etcd backend carry backend="etcd", as the
+//                 server's own metrics do, and etcd loaded directly backend="etcd-direct".
 //   OPS           write,read,mixed (also: health, a GET /health to measure k6's own ceiling)
 //   EXECUTOR      vus (constant-vus, default) or rate (constant-arrival-rate)
 //   VUS           16      virtual users for EXECUTOR=vus; a list (1,16,64) runs one scenario each
@@ -20,7 +25,7 @@
 //   P99_MS        1000    threshold on every scenario's p99; in every scenario, failed requests
 //                         (k6's http_req_failed) must stay < 1% and checks pass > 99%
 //   SUMMARY_JSON          write the results (and k6's own summary) as JSON to this path
-//   WAL_URL MEMORY_URL SLED_URL ETCD_URL, IN_COMPOSE: see lib.js
+//   WAL_URL MEMORY_URL SLED_URL ETCD_URL ETCD_DIRECT_URL, IN_COMPOSE: see lib.js
 //
 // Failures are k6's own: every answer goes through check() (status 200), and http_req_failed
 // counts the requests that got no answer or a status outside 200-399; both have thresholds per
@@ -50,7 +55,7 @@ const P99_MS = parseFloat(__ENV.P99_MS || '1000');
 const PARALLEL = !!__ENV.PARALLEL;
 
 for (const b of BACKENDS) {
-  if (!['wal', 'memory', 'sled', 'etcd'].includes(b)) throw new Error(`unknown backend '${b}' in BACKENDS`);
+  if (!['wal', 'memory', 'sled', 'etcd', 'etcd-direct'].includes(b)) throw new Error(`unknown backend '${b}' in BACKENDS`);
 }
 for (const op of OPS) {
   if (!['write', 'read', 'mixed', 'health'].includes(op)) throw new Error(`unknown operation '${op}' in OPS`);
@@ -122,7 +127,7 @@ function record(res, backend, kind) {
 }
 
 function put(backend, url, key) {
-  if (backend === 'etcd') {
+  if (backend === 'etcd-direct') {
     return http.post(
       `${url}/v3/kv/put`,
       JSON.stringify({ key: encoding.b64encode(key), value: encoding.b64encode(VALUE) }),
@@ -133,7 +138,7 @@ function put(backend, url, key) {
 }
 
 function get(backend, url, key) {
-  if (backend === 'etcd') {
+  if (backend === 'etcd-direct') {
     return http.post(`${url}/v3/kv/range`, JSON.stringify({ key: encoding.b64encode(key) }), {
       headers: JSON_HEADERS,
       tags: { name: 'range' },
@@ -152,7 +157,7 @@ export function setup() {
         for (let j = i; j < Math.min(PRELOAD, i + 50); j++) {
           const key = `${run}-pre-${j}`;
           batch.push(
-            backend === 'etcd'
+            backend === 'etcd-direct'
               ? ['POST', `${url}/v3/kv/put`, JSON.stringify({ key: encoding.b64encode(key), value: encoding.b64encode(VALUE) }), { headers: JSON_HEADERS }]
               : ['POST', `${url}/kv`, JSON.stringify({ key, value: VALUE }), { headers: JSON_HEADERS }],
           );
@@ -230,9 +235,9 @@ export function handleSummary(data) {
   const f = (v) => (v === null || v === undefined ? '-' : v.toFixed(2));
   const load = EXECUTOR === 'vus' ? 'constant-vus' : 'constant-arrival-rate';
   let text = `\ncompare.js: ${load}, ${DURATION} per scenario, ${PARALLEL ? 'in parallel' : 'one after another'}\n\n`;
-  text += `${pad('backend', 8)} ${pad('scenario', 9)} ${pad('op', 6)} ${lpad(EXECUTOR === 'vus' ? 'VUs' : 'rate/s', 6)} ${lpad('req/s', 9)} ${lpad('p50 ms', 8)} ${lpad('p95 ms', 8)} ${lpad('p99 ms', 8)} ${lpad('failed', 7)}\n`;
+  text += `${pad('backend', 11)} ${pad('scenario', 9)} ${pad('op', 6)} ${lpad(EXECUTOR === 'vus' ? 'VUs' : 'rate/s', 6)} ${lpad('req/s', 9)} ${lpad('p50 ms', 8)} ${lpad('p95 ms', 8)} ${lpad('p99 ms', 8)} ${lpad('failed', 7)}\n`;
   for (const r of table) {
-    text += `${pad(r.backend, 8)} ${pad(r.scenario, 9)} ${pad(r.op, 6)} ${lpad(r.vus || r.target_rate, 6)} ${lpad(r.rps.toFixed(0), 9)} ${lpad(f(r.p50_ms), 8)} ${lpad(f(r.p95_ms), 8)} ${lpad(f(r.p99_ms), 8)} ${lpad(r.failed_rate === null ? '-' : (100 * r.failed_rate).toFixed(1) + '%', 7)}\n`;
+    text += `${pad(r.backend, 11)} ${pad(r.scenario, 9)} ${pad(r.op, 6)} ${lpad(r.vus || r.target_rate, 6)} ${lpad(r.rps.toFixed(0), 9)} ${lpad(f(r.p50_ms), 8)} ${lpad(f(r.p95_ms), 8)} ${lpad(f(r.p99_ms), 8)} ${lpad(r.failed_rate === null ? '-' : (100 * r.failed_rate).toFixed(1) + '%', 7)}\n`;
   }
   if (dropped) text += `\n${dropped} iterations dropped: the arrival rate needed more VUs than MAX_VUS, or the servers were too slow\n`;
   text += failedThresholds.length ? `\nthresholds crossed: ${failedThresholds.join(', ')}\n` : '\nall thresholds passed\n';

@@ -1,19 +1,33 @@
 // Shared helpers for the walab k6 scripts (basic.js, durability.js, compare.js).
 //
-// Base URLs come from the environment: WAL_URL, MEMORY_URL (or the seed's NOWAL_URL), SLED_URL
-// (and ETCD_URL for the etcd anchor in compare.js). Without them the scripts talk to the
-// Compose services when IN_COMPOSE is set (the lab25-k6 service sets it, and the URLs too):
-// every store listens on 8000 in its container, so http://kv-wal:8000, kv-memory:8000,
-// kv-sled:8000; otherwise to `walab lab`'s ports 8001-8003 on 127.0.0.1.
+// Base URLs come from the environment: WAL_URL, MEMORY_URL (or the seed's NOWAL_URL), SLED_URL,
+// ETCD_URL (walab's etcd backend) and, for compare.js's etcd-direct, ETCD_DIRECT_URL (an etcd
+// member's client URL: etcd itself, no walab). A backend's variable is its name in capitals,
+// `-` as `_`. Without them the scripts talk to the Compose services when IN_COMPOSE is set (the
+// lab25-k6 service sets it, and the URLs too): every store listens on 8000 in its container, so
+// http://kv-wal:8000, kv-memory:8000, kv-sled:8000, kv-etcd:8000 (etcd-1:2379 direct);
+// otherwise to `walab lab`'s ports 8001-8004 on 127.0.0.1 (etcd direct: 2379).
 
 const inCompose = !!__ENV.IN_COMPOSE;
 
 export const DEFAULT_URLS = inCompose
-  ? { wal: 'http://kv-wal:8000', memory: 'http://kv-memory:8000', sled: 'http://kv-sled:8000', etcd: 'http://etcd:2379' }
-  : { wal: 'http://127.0.0.1:8001', memory: 'http://127.0.0.1:8002', sled: 'http://127.0.0.1:8003', etcd: 'http://127.0.0.1:2379' };
+  ? {
+      wal: 'http://kv-wal:8000',
+      memory: 'http://kv-memory:8000',
+      sled: 'http://kv-sled:8000',
+      etcd: 'http://kv-etcd:8000',
+      'etcd-direct': 'http://etcd-1:2379',
+    }
+  : {
+      wal: 'http://127.0.0.1:8001',
+      memory: 'http://127.0.0.1:8002',
+      sled: 'http://127.0.0.1:8003',
+      etcd: 'http://127.0.0.1:8004',
+      'etcd-direct': 'http://127.0.0.1:2379',
+    };
 
 export function baseUrl(backend) {
-  let fromEnv = __ENV[`${backend.toUpperCase()}_URL`];
+  let fromEnv = __ENV[`${backend.toUpperCase().replace(/-/g, '_')}_URL`];
   if (!fromEnv && backend === 'memory') fromEnv = __ENV.NOWAL_URL;
   return (fromEnv || DEFAULT_URLS[backend]).replace(/\/+$/, '');
 }

@@ -8,7 +8,7 @@ use common::oneshot::{Server, assert_error, config, kinds, server, server_with};
 use serde_json::json;
 use tempfile::TempDir;
 use walab::AppState;
-use walab_store::BackendKind;
+use walab_store::{BackendKind, CrashMode};
 
 #[tokio::test]
 async fn health_names_the_backend() {
@@ -161,14 +161,22 @@ async fn clear_empties_the_store() {
 async fn crash_rejects_what_it_cannot_do_without_crashing() {
     for kind in kinds() {
         let s = server(kind);
-        // On the WAL, power loss is a real crash: tested over real processes instead.
-        if kind != BackendKind::named("wal") {
-            assert_error(
-                &s.post("/admin/crash?mode=power-loss", "").await,
-                400,
-                "unsupported",
+        // Every mode the catalog says the backend cannot do is refused, naming those it
+        // can; the modes it can do crash for real and are tested over real processes.
+        for mode in CrashMode::ALL.into_iter().filter(|m| !kind.can_crash(*m)) {
+            let r = s.post(&format!("/admin/crash?mode={mode}"), "").await;
+            assert_error(&r, 400, "unsupported");
+            let detail = r.json["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.contains(&kind.crash_modes_text()),
+                "{kind} {mode}: {detail}"
             );
         }
+        assert_eq!(
+            s.get("/admin/stats").await.json["supports"]["crash_modes"],
+            serde_json::json!(kind.supports().crash_modes),
+            "{kind}"
+        );
         assert_error(
             &s.post("/admin/crash?mode=meteor", "").await,
             400,

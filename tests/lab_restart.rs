@@ -102,3 +102,55 @@ fn children_die_with_a_killed_lab() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn etcd_without_an_etcd_binary_is_one_line_saying_how_to_get_one() {
+    let dir = TempDir::new().expect("temp dir");
+    let empty = TempDir::new().expect("an empty PATH");
+    let data = dir.path().to_str().expect("utf-8");
+    let ports = [free_port(), free_port(), free_port(), free_port()].map(|p| p.to_string());
+    let mut lab = Walab::start(
+        &[
+            "lab",
+            "--etcd",
+            "--data-dir",
+            data,
+            "--wal-port",
+            &ports[0],
+            "--memory-port",
+            &ports[1],
+            "--sled-port",
+            &ports[2],
+            "--port",
+            &format!("etcd={}", ports[3]),
+            "--ui-port",
+            "0",
+        ],
+        &[
+            ("PATH", empty.path().to_str().expect("utf-8")),
+            ("ETCD_BIN", ""),
+        ],
+    );
+    let status = lab.wait_exit(Duration::from_secs(10)).expect("lab exits");
+    assert_eq!(status.code(), Some(2), "{}", lab.output());
+    let out = lab.output();
+    assert!(
+        out.contains("walab lab: --etcd: no etcd binary on PATH")
+            && out.contains("apt-get install etcd-server"),
+        "{out}"
+    );
+    assert_eq!(out.trim().lines().count(), 1, "one line only:\n{out}");
+}
+
+#[test]
+fn a_port_for_an_unknown_backend_lists_the_backends() {
+    let mut lab = Walab::start(&["lab", "--port", "rocks=9000"], &[]);
+    let status = lab.wait_exit(Duration::from_secs(10)).expect("lab exits");
+    assert_eq!(status.code(), Some(2), "{}", lab.output());
+    assert!(
+        lab.output()
+            .contains("unknown backend 'rocks': expected one of wal, memory, sled, etcd"),
+        "{}",
+        lab.output()
+    );
+}

@@ -92,10 +92,6 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Map<String, Value>>
             Ok((b.stats(), b.len()?, b.recovered_entries(), b.durability()))
         })
         .await?;
-    let mut out = match serde_json::to_value(&stats) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
     let config = state.config();
     let common = json!({
         "backend": config.backend,
@@ -110,10 +106,20 @@ async fn stats(State(state): State<AppState>) -> Result<Json<Map<String, Value>>
         "uptime_seconds": state.started_at().elapsed().as_secs_f64(),
         "max_value_bytes": config.max_value_bytes,
     });
-    if let Value::Object(common) = common {
-        out.extend(common);
+    Ok(Json(with_fields(stats, common)))
+}
+
+/// `fields`' fields flattened into `base`'s (a typed report from the backend), `fields`
+/// winning where both have one.
+fn with_fields(base: impl Serialize, fields: Value) -> Map<String, Value> {
+    let mut out = match serde_json::to_value(base) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    if let Value::Object(fields) = fields {
+        out.extend(fields);
     }
-    Ok(Json(out))
+    out
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,7 +188,7 @@ async fn wal(
 }
 
 /// `POST /admin/checkpoint`.
-async fn checkpoint(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn checkpoint(State(state): State<AppState>) -> Result<Json<Map<String, Value>>, ApiError> {
     let outcome = state
         .blocking("checkpoint", |b| b.checkpoint())
         .await
@@ -192,13 +198,10 @@ async fn checkpoint(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
             }
             e => e,
         })?;
-    let mut body = json!({ "status": "checkpoint created" });
-    if let (Value::Object(map), Ok(Value::Object(details))) =
-        (&mut body, serde_json::to_value(&outcome))
-    {
-        map.extend(details);
-    }
-    Ok(Json(body))
+    Ok(Json(with_fields(
+        outcome,
+        json!({ "status": "checkpoint created" }),
+    )))
 }
 
 #[derive(Debug, Deserialize)]
@@ -211,7 +214,7 @@ struct CrashParams {
 async fn crash(
     State(state): State<AppState>,
     Query(params): Query<CrashParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Map<String, Value>>, ApiError> {
     let mode = match params.mode.as_deref() {
         None => CrashMode::Process,
         Some(mode) => mode.parse::<CrashMode>().map_err(ApiError::InvalidQuery)?,
@@ -229,39 +232,33 @@ async fn crash(
         .await?;
     if !mode.kills_the_server() {
         tracing::warn!(%mode, members = ?report.killed_members, "crash requested: killed etcd members");
-        let mut body = json!({
-            "status": "crashed",
-            "mode": mode,
-            "backend": config.backend,
-            "items": items,
-            "pid": std::process::id(),
-        });
-        if let (Value::Object(map), Ok(Value::Object(details))) =
-            (&mut body, serde_json::to_value(&report))
-        {
-            map.extend(details);
-        }
-        return Ok(Json(body));
+        return Ok(Json(with_fields(
+            report,
+            json!({
+                "status": "crashed",
+                "mode": mode,
+                "backend": config.backend,
+                "items": items,
+                "pid": std::process::id(),
+            }),
+        )));
     }
     tracing::warn!(%mode, items, "crash requested: killing this process");
     tokio::spawn(async {
         tokio::time::sleep(CRASH_DELAY).await;
         crate::sys::kill_self();
     });
-    let mut body = json!({
-        "status": "crashing",
-        "items_in_memory": items,
-        "wal_enabled": config.wal_enabled(),
-        "backend": config.backend,
-        "mode": mode,
-        "pid": std::process::id(),
-    });
-    if let (Value::Object(map), Ok(Value::Object(details))) =
-        (&mut body, serde_json::to_value(&report))
-    {
-        map.extend(details);
-    }
-    Ok(Json(body))
+    Ok(Json(with_fields(
+        report,
+        json!({
+            "status": "crashing",
+            "items_in_memory": items,
+            "wal_enabled": config.wal_enabled(),
+            "backend": config.backend,
+            "mode": mode,
+            "pid": std::process::id(),
+        }),
+    )))
 }
 
 /// `POST /admin/clear`.

@@ -7,7 +7,9 @@
 # `bash -eo pipefail`, printing `== <name>` before each. After each block it asserts what the
 # runbook says the reader will see (a `case` on the block's name, below). Then it measures
 # restart-to-healthy after crashes of each store, starts a second lab with FSYNC=never and
-# SLED_FLUSH=always to check the runbook's claims about those, and prints PASS.
+# SLED_FLUSH=always to check the runbook's claims about those, then (when etcd is on PATH,
+# and always under WALAB_REQUIRE_ETCD=1) a third with --etcd: Part 3's blocks again with
+# 8001 turned into 8004, then Part 9, each checked. Then it prints PASS.
 #
 # How blocks run:
 # - In a scratch directory that plays the repository root: the lab's data is ./data there,
@@ -33,7 +35,9 @@ RESTART_PATIENCE_MS=10000
 
 # Blocks that start a lab: the reader runs them in a second terminal; this script starts
 # its own lab where `start-lab` stands, and a second one for the other two at the end.
-SKIP=(start-lab start-lab-fsync-never start-lab-sled-flush-always)
+SKIP=(start-lab start-lab-fsync-never start-lab-sled-flush-always start-lab-etcd)
+# Part 9's blocks need the lab started with --etcd: they run at the end, in the third lab.
+ETCD_BLOCKS=(etcd-cluster etcd-write-crash-read etcd-kill-leader etcd-kill-all etcd-checkpoint)
 # Blocks this script needs to find (it checks what they claim); a rename must not
 # silently drop a check.
 REQUIRED=(check-tools clean-previous start-lab wait-healthy verify-services
@@ -46,7 +50,7 @@ REQUIRED=(check-tools clean-previous start-lab wait-healthy verify-services
   write-bulk check-checkpoint-stats manual-checkpoint wal-after-checkpoint fast-recovery
   latency-comparison load-test
   side-by-side-write check-all crash-all compare-recovery
-  show-urls show-metrics cleanup)
+  show-urls show-metrics start-lab-etcd "${ETCD_BLOCKS[@]}" cleanup)
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -135,12 +139,13 @@ after_crash() {
 }
 
 lab_pid=""
+LAB_ARGS=()
 start_lab() {
   for port in "${PORTS[@]}"; do
     port_busy "$port" && die "port $port is already in use: stop what listens there (a lab still running?) and retry"
   done
-  say "   starting: ${*:+$* }walab lab --data-dir $data"
-  env "$@" "$walab" lab --data-dir "$data" > "$lablog" 2>&1 &
+  say "   starting: ${*:+$* }walab lab --data-dir $data ${LAB_ARGS[*]}"
+  env "$@" "$walab" lab --data-dir "$data" "${LAB_ARGS[@]}" > "$lablog" 2>&1 &
   lab_pid=$!
   local deadline=$(($(now_ms) + HEALTH_PATIENCE_S * 1000))
   for port in "${PORTS[@]}"; do
@@ -454,6 +459,11 @@ measure_restarts() {
 started=$(now_ms)
 ran=0
 for name in "${names[@]}"; do
+  if [[ " ${ETCD_BLOCKS[*]} " == *" $name "* ]]; then
+    say ""
+    say "== $name (not run now: needs the lab with --etcd; run at the end)"
+    continue
+  fi
   if [[ " ${SKIP[*]} " == *" $name "* ]]; then
     say ""
     if [ "$name" = start-lab ]; then
@@ -491,6 +501,86 @@ n=$(last_line_of sled-crash-within-flush)
 ok "SLED_FLUSH=always: 10 of 10 keys written just before the crash came back"
 stop_lab
 
+# ---------------------------------------------------------------------------------------
+# the third lab: --etcd (Part 9, and Part 3 again on 8004)
+
+# run_block_on PORT NAME: a Part 3 block with its port 8001 turned into PORT.
+run_block_on() {
+  sed "s/localhost:8001/localhost:$1/g" "$blockdir/$2.sh" > "$blockdir/$2-on-$1.sh"
+  run_block "$2-on-$1"
+}
+
+etcd_ran=0
+if command -v etcd > /dev/null || [ -n "${ETCD_BIN:-}" ] || [ -n "${WALAB_REQUIRE_ETCD:-}" ]; then
+  say ""
+  say "== a third lab: walab lab --etcd (start-lab-etcd)"
+  rm -rf "$data"
+  PORTS=(8001 8002 8003 8004)
+  LAB_ARGS=(--etcd)
+  start_lab
+  assert 8004 /health '.status == "ok" and .backend == "etcd" and .wal_enabled == true' "8004 is the etcd store and healthy"
+
+  say ""
+  say "-- Part 3 on 8004"
+  run_block_on 8004 write-wal
+  run_block_on 8004 verify-wal-data
+  assert 8004 /kv "$users_filter" "the etcd store holds the 10 users"
+  run_block_on 8004 view-wal
+  assert 8004 /admin/wal '(.entries | length) == 10 and all(.entries[]; .operation == "SET") and [.entries[].key] == [range(1; 11) | "user-\(.)"]' "etcd's history lists 10 SETs of user-1..user-10, in order"
+  assert 8004 /admin/wal '[.entries[].sequence] as $s | [range(1; $s | length) as $i | $s[$i] > $s[$i - 1]] | all' "... with revisions that strictly increase"
+  pid=$(pid_of 8004)
+  run_block_on 8004 crash-wal
+  after_crash 8004 "$pid" "etcd store, Part 3 (10 keys)"
+  run_block_on 8004 check-wal-after-crash
+  assert 8004 /kv "$users_filter" "ALL DATA KEPT: the etcd store has the 10 users after its server's crash"
+  run_block_on 8004 fresh-data
+  assert 8004 /admin/wal '[.entries[-4:][] | [.operation, .key]] == [["SET","config"],["SET","settings"],["SET","config"],["DELETE","settings"]]' "etcd's history ends SET config, SET settings, SET config, DELETE settings"
+  run_block_on 8004 manual-checkpoint
+  jq -e '.status == "checkpoint created" and (.sequence | type) == "number"' <<< "$(json_of manual-checkpoint-on-8004)" > /dev/null ||
+    die "checkpoint on 8004: $(output_of manual-checkpoint-on-8004)"
+  ok "checkpoint on 8004: etcd compacted its history"
+
+  say ""
+  say "-- Part 9"
+  run_block etcd-cluster
+  assert 8004 /admin/stats '(.etcd.members | length) == 3 and all(.etcd.members[]; .healthy) and .etcd.leader != null and ([.etcd.members[] | select(.is_leader)] | length) == 1' "three healthy members, one leader"
+  term=$(field 8004 .etcd.raft_term)
+  pid=$(pid_of 8004)
+  run_block etcd-write-crash-read
+  [ "$(last_line_of etcd-write-crash-read)" = 10 ] || die "etcd-write-crash-read: $(output_of etcd-write-crash-read)"
+  [ "$(pid_of 8004)" != "$pid" ] || die "etcd-write-crash-read: the server was not restarted"
+  ok "the server's crash lost none of the 10 users"
+  run_block etcd-kill-leader
+  grep -q '"killed_members":\["etcd-[123]"\]' "$outdir/etcd-kill-leader.txt" || die "etcd-kill-leader: no member was killed"
+  for port in 8001 8004; do
+    acked=$(awk -v p="$port" '$1 == p && $3 == 200 { print $2 }' "$work/replication.log")
+    n=$(wc -w <<< "$acked")
+    [ "$n" -ge 40 ] || die "etcd-kill-leader: only $n of 80 writes to :$port were acknowledged"
+    keys=$(get "$port" '/kv?prefix=rep-' | jq -r '.data | keys[]')
+    for i in $acked; do
+      grep -qx "rep-$i" <<< "$keys" || die "etcd-kill-leader: :$port acknowledged rep-$i and lost it"
+    done
+    ok ":$port kept all $n writes it acknowledged around the kill ($(grep "^$port: " "$outdir/etcd-kill-leader.txt"))"
+  done
+  new_term=$(field 8004 .etcd.raft_term)
+  [ "$new_term" -gt "$term" ] || die "the raft term did not go up after the leader's death ($term -> $new_term)"
+  ok "a new leader: raft term $term -> $new_term"
+  rep=$(get 8004 '/kv?prefix=rep-' | jq .count)
+  run_block etcd-kill-all
+  grep -q '"killed_members":\["etcd-1","etcd-2","etcd-3"\]' "$outdir/etcd-kill-all.txt" || die "etcd-kill-all: $(output_of etcd-kill-all)"
+  [ "$(last_line_of etcd-kill-all)" -ge "$rep" ] || die "etcd-kill-all: $rep rep- keys before, $(last_line_of etcd-kill-all) after"
+  ok "every member killed and restarted: all $rep rep- keys are back"
+  run_block etcd-checkpoint
+  grep -q '"status":"checkpoint created"' "$outdir/etcd-checkpoint.txt" || die "etcd-checkpoint: $(output_of etcd-checkpoint)"
+  jq -e '.total <= 2' <<< "$(last_line_of etcd-checkpoint)" > /dev/null || die "the history is not compacted: $(last_line_of etcd-checkpoint)"
+  ok "after the compaction etcd's history of the lab's keys holds at most the last writes"
+  stop_lab
+  etcd_ran=$((10 + ${#ETCD_BLOCKS[@]}))
+else
+  say ""
+  say "== no etcd on PATH: Part 9 (walab lab --etcd) not run (apt-get install etcd-server)"
+fi
+
 took=$(($(now_ms) - started))
 say ""
 say "restart-to-healthy, from the crash reply (includes the server's deliberate ~50 ms between reply and SIGKILL; polling resolution ~10-20 ms):"
@@ -498,4 +588,4 @@ for line in "${restart_report[@]}"; do
   say "  $line"
 done
 say ""
-say "PASS: RUNBOOK.md: $ran blocks run (+2 under FSYNC=never SLED_FLUSH=always), $checks checks, $((took / 1000)) s"
+say "PASS: RUNBOOK.md: $ran blocks run (+2 under FSYNC=never SLED_FLUSH=always, +$etcd_ran under --etcd), $checks checks, $((took / 1000)) s"
