@@ -1,58 +1,83 @@
-//! The server's settings, read from the environment once, at the edge.
+//! The server's settings: every one a flag of `walab serve`, or, when the flag is not
+//! given, the environment variable of the same name in capitals (`--fsync` / `FSYNC`), or
+//! its default.
 //!
-//! `main` calls [`Config::from_env`]; everything else receives a `Config`. Parsing goes
-//! through [`Config::from_lookup`] so tests can feed a map instead of touching the process
-//! environment. A bad value is a [`ConfigError`] whose one line names the variable and what
-//! it accepts, because the person reading it is at a terminal, not in a debugger.
+//! [`ServeArgs`] is the one list of them: each field's name is its flag, its variable and
+//! the name in its errors; its attributes hold the default, the allowed values and the help
+//! line, so `walab serve --help` shows every variable with its default and values, and
+//! nothing else has to be kept in step. [`Config`] is what the rest of the server reads,
+//! made from the parsed arguments by [`Config::from_matches`].
 //!
-//! An empty value counts as unset (`ADMIN_TOKEN=` does not enable auth with an empty token).
+//! `main` parses the real command line (clap reads the environment for the flags not
+//! given); [`Config::from_env`] parses an empty one the same way (`walab lab` reads the
+//! settings it passes on to its children); [`Config::from_lookup`] feeds variables from a
+//! map, for tests that must not touch the process environment. A bad value is a
+//! [`ConfigError`] whose one line names the variable and what it accepts, because the
+//! person reading it is at a terminal, not in a debugger.
+//!
+//! An empty value counts as unset (`ADMIN_TOKEN=` does not enable auth with an empty token),
+//! and values are trimmed.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use walab_store::etcd::EtcdSettings;
 use walab_store::{BackendConfig, BackendKind, SledFlush};
 use walab_wal::{RecoveryMode, SyncPolicy};
 
-/// Everything `walab serve` needs to know. Defaults are documented per field.
+use crate::telemetry::LogFormat;
+
+/// Everything `walab serve` needs to know, as the server uses it. Each field comes from
+/// the [`ServeArgs`] setting named beside it, where its default is.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `KV_BACKEND`: wal (default), memory, sled or etcd. `WAL_ENABLED=false` means memory.
+    /// `KV_BACKEND` (`WAL_ENABLED=false` alone means memory).
     pub backend: BackendKind,
-    /// `HOST`: the address to listen on (default `127.0.0.1`: the lab runs on laptops, and
-    /// its admin API must not be reachable from the network unless asked for).
+    /// `HOST`: the address to listen on.
     pub host: String,
-    /// `PORT`: the port to listen on (default 8000).
+    /// `PORT`: the port to listen on.
     pub port: u16,
-    /// `DATA_DIR`: where the backend keeps its files (default `./data`).
+    /// `DATA_DIR`: where the backend keeps its files.
     pub data_dir: PathBuf,
-    /// `CHECKPOINT_THRESHOLD`: records between automatic checkpoints (default 100; 0 = never).
+    /// `CHECKPOINT_THRESHOLD`: records between automatic checkpoints (0: never).
     pub checkpoint_threshold: u64,
     /// `CHECKPOINT_GROWTH_PERCENT`: an automatic checkpoint also waits until the log has
-    /// grown by this share of the last snapshot (default 100; 0 = the threshold alone).
+    /// grown by this share of the last snapshot (0: the threshold alone).
     pub checkpoint_growth_percent: u64,
-    /// `FSYNC`: the WAL's sync policy (default always).
+    /// `FSYNC`: the WAL's sync policy.
     pub fsync: SyncPolicy,
-    /// `GROUP_COMMIT`: whether concurrent WAL writers share a sync (default on).
+    /// `GROUP_COMMIT`: whether concurrent WAL writers share a sync.
     pub group_commit: bool,
-    /// `RECOVERY_MODE`: what WAL recovery does with damage (default tolerate-corrupted-tail).
+    /// `RECOVERY_MODE`: what WAL recovery does with damage.
     pub recovery_mode: RecoveryMode,
-    /// `SNAPSHOT_BYTES_PER_SEC`: how fast checkpoints write snapshots (default 20 MB/s; 0:
-    /// unpaced), so a big snapshot does not queue ahead of every log sync.
+    /// `SNAPSHOT_BYTES_PER_SEC`: how fast checkpoints write snapshots (0: unpaced), so a
+    /// big snapshot does not queue ahead of every log sync.
     pub snapshot_bytes_per_sec: u64,
-    /// `SEGMENT_BYTES`: WAL segment size (default 64 MiB).
+    /// `SLOW_FSYNC_MS`: a sync of the log that takes longer than this is logged as a
+    /// warning (`None`: never).
+    pub slow_fsync: Option<Duration>,
+    /// `SEGMENT_BYTES`: WAL segment size.
     pub segment_bytes: u64,
-    /// `SLED_FLUSH`: when sled flushes (default background).
+    /// `SLED_FLUSH`: when sled flushes.
     pub sled_flush: SledFlush,
-    /// `ETCD_ENDPOINTS` (comma-separated client URLs, default `http://127.0.0.1:2379`),
-    /// `ETCD_PREFIX` (default `walab/`), `ETCD_PID_DIR` (set by `walab lab --etcd`).
+    /// `ETCD_ENDPOINTS`, `ETCD_PREFIX`, `ETCD_PID_DIR` (set by `walab lab --etcd`).
     pub etcd: EtcdSettings,
-    /// `MAX_VALUE_BYTES`: the largest value accepted, as JSON text (default 1 MiB).
+    /// `MAX_VALUE_BYTES`: the largest value accepted, as JSON text.
     pub max_value_bytes: usize,
     /// `ADMIN_TOKEN`: when set, `/admin/*` needs `Authorization: Bearer <token>`.
     pub admin_token: Option<String>,
+    /// `LOG_FORMAT`: text, or json (one object a line).
+    pub log_format: LogFormat,
+    /// `RUST_LOG`: which log lines are written (an `EnvFilter` directive).
+    pub log_filter: String,
     /// `OTEL_SERVICE_NAME`, or `walab-<backend>`.
     pub service_name: String,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go, over OTLP/HTTP (`src/traces.rs`).
@@ -60,14 +85,14 @@ pub struct Config {
     /// `OTEL_SDK_DISABLED=true` turns traces off even with an endpoint (the spec's switch,
     /// which the Rust SDK does not read itself).
     pub otel_sdk_disabled: bool,
-    /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process (default 0).
+    /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process.
     pub restarts: u64,
     /// How long a client may take and how much it may hold (`MAX_CONNECTIONS`,
     /// `HEADER_TIMEOUT_MS`, `BODY_TIMEOUT_MS`, `REQUEST_TIMEOUT_MS`, `MAX_HEADER_BYTES`,
     /// `MAX_BODY_BYTES_IN_FLIGHT`).
     pub limits: Limits,
     /// `ALLOWED_ORIGINS`: web origins, besides the server's own, whose pages may send
-    /// state-changing requests (comma-separated, e.g. `http://localhost:3000`).
+    /// state-changing requests.
     pub allowed_origins: Vec<String>,
 }
 
@@ -75,23 +100,24 @@ pub struct Config {
 /// closed connection, for a client that stalls), never with a stuck server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `MAX_CONNECTIONS` (default 512): connections served at once; more wait to be accepted.
+    /// `MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
     pub max_connections: usize,
-    /// `HEADER_TIMEOUT_MS` (default 10000): a request's headers must arrive within this, and
-    /// an idle keep-alive connection is closed after it.
+    /// `HEADER_TIMEOUT_MS`: a request's headers must arrive within this, and an idle
+    /// keep-alive connection is closed after it.
     pub header_timeout: Duration,
-    /// `BODY_TIMEOUT_MS` (default 10000): the longest pause while a request body arrives.
+    /// `BODY_TIMEOUT_MS`: the longest pause while a request body arrives.
     pub body_timeout: Duration,
-    /// `REQUEST_TIMEOUT_MS` (default 30000): the longest a request may take, body included.
+    /// `REQUEST_TIMEOUT_MS`: the longest a request may take, body included.
     pub request_timeout: Duration,
-    /// `MAX_HEADER_BYTES` (default 32768): the request line and headers, in bytes.
+    /// `MAX_HEADER_BYTES`: the request line and headers, in bytes.
     pub max_header_bytes: usize,
-    /// `MAX_BODY_BYTES_IN_FLIGHT` (default 64 MiB): bodies being read at once hold at most
-    /// this much; a request that would go over is answered 503 `busy` at once.
+    /// `MAX_BODY_BYTES_IN_FLIGHT`: bodies being read at once hold at most this much; a
+    /// request that would go over is answered 503 `busy` at once.
     pub max_body_bytes_in_flight: usize,
 }
 
 impl Default for Limits {
+    /// The defaults of the `walab serve` flags.
     fn default() -> Self {
         Limits {
             max_connections: 512,
@@ -124,204 +150,487 @@ impl std::error::Error for ConfigError {}
 /// The smallest segment that makes sense: a few records plus the header.
 const MIN_SEGMENT_BYTES: u64 = 4096;
 
+/// Every setting of `walab serve`. A field `fsync` is the flag `--fsync`, the variable
+/// `FSYNC` (read when the flag is not given) and `<FSYNC>` in help and errors.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    wal: WalArgs,
+    #[command(flatten)]
+    others: OtherBackendArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    observability: ObservabilityArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server")]
+struct ServerArgs {
+    /// The store behind the API.
+    #[arg(long, env, default_value = "wal", value_parser = backend_parser())]
+    kv_backend: BackendKind,
+    /// The original lab's switch: false, with KV_BACKEND unset, is KV_BACKEND=memory.
+    #[arg(long, env, value_parser = choices(vec!["true", "false"], true_or_false))]
+    wal_enabled: Option<bool>,
+    /// The address to listen on; a non-loopback one without ADMIN_TOKEN logs a warning.
+    #[arg(long, env, default_value = "127.0.0.1", value_parser = text)]
+    host: String,
+    /// The port to listen on.
+    #[arg(long, env, default_value_t = 8000, value_parser = port_number)]
+    port: u16,
+    /// The backend's files.
+    #[arg(long, env, default_value = "./data", value_parser = text)]
+    data_dir: String,
+    /// Bearer token that /admin/* requires (unset: /admin/* is open).
+    #[arg(long, env, hide_env_values = true, value_parser = text)]
+    admin_token: Option<String>,
+    /// Web origins, besides the server's own, whose pages may send state-changing
+    /// requests (comma-separated: http://localhost:3000,https://lab.example).
+    #[arg(long, env, value_parser = parse_origins)]
+    allowed_origins: Option<Origins>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Write-ahead log (KV_BACKEND=wal)")]
+struct WalArgs {
+    /// When a write is synced: always (acknowledged after fdatasync), interval:<ms>
+    /// (acknowledged after write(), synced every ms), never (left to the OS).
+    #[arg(long, env, default_value = "always", value_parser = fsync_parser())]
+    fsync: SyncPolicy,
+    /// off: every write pays its own fdatasync, to show what group commit buys.
+    #[arg(long, env, action = ArgAction::Set, default_value = "on")]
+    #[arg(value_parser = choices(vec!["on", "off"], on_or_off))]
+    group_commit: bool,
+    /// An automatic checkpoint needs at least this many records since the last one (0:
+    /// never).
+    #[arg(long, env, default_value_t = 100)]
+    #[arg(value_parser = whole("a whole number of records (0 turns automatic checkpoints off)"))]
+    checkpoint_threshold: u64,
+    /// ... and the log grown by this share of the last snapshot's size (0: the threshold
+    /// alone).
+    #[arg(long, env, default_value_t = 100)]
+    #[arg(value_parser = whole("a whole percentage of the last snapshot's size (0: the threshold alone decides)"))]
+    checkpoint_growth_percent: u64,
+    /// How fast a checkpoint writes its snapshot, in bytes per second (0: as fast as the
+    /// disk takes it).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().snapshot_bytes_per_sec)]
+    #[arg(value_parser = whole("a whole number of bytes per second (0: as fast as the disk takes it)"))]
+    snapshot_bytes_per_sec: u64,
+    /// Start a new log segment at this size, in bytes.
+    #[arg(long, env, default_value_t = 64 << 20)]
+    #[arg(value_parser = at_least(MIN_SEGMENT_BYTES, "bytes"))]
+    segment_bytes: u64,
+    /// What recovery does with damage (named after RocksDB's modes).
+    #[arg(long, env, default_value = "tolerate-corrupted-tail")]
+    #[arg(value_parser = recovery_mode_parser())]
+    recovery_mode: RecoveryMode,
+    /// Log a warning when one fdatasync of the log takes longer than this, in ms (etcd
+    /// warns at 1 s too; 0: never).
+    #[arg(long, env, default_value_t = 1000)]
+    #[arg(value_parser = whole("a whole number of milliseconds (0: never warn)"))]
+    slow_fsync_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "sled and etcd (KV_BACKEND=sled, KV_BACKEND=etcd)")]
+struct OtherBackendArgs {
+    /// always: sled flushes before every acknowledgement.
+    #[arg(long, env, default_value = "background", value_parser = sled_flush_parser())]
+    sled_flush: SledFlush,
+    /// The etcd members' client URLs, comma-separated.
+    #[arg(long, env, default_value = "http://127.0.0.1:2379", value_parser = parse_endpoints)]
+    etcd_endpoints: Endpoints,
+    /// Every key the server writes to etcd starts with this.
+    #[arg(long, env, default_value = "walab/", value_parser = text)]
+    etcd_prefix: String,
+    /// Where the etcd members' pid files are, so /admin/crash can kill members (set by
+    /// `walab lab --etcd`).
+    #[arg(long, env, value_parser = text)]
+    etcd_pid_dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// The largest value accepted, as JSON text, in bytes.
+    #[arg(long, env, default_value_t = 1 << 20, value_parser = at_least(1, "bytes"))]
+    max_value_bytes: u64,
+    /// Connections served at once; more wait, unaccepted, in the kernel's backlog.
+    #[arg(long, env, default_value_t = Limits::default().max_connections as u64)]
+    #[arg(value_parser = at_least(1, "connections"))]
+    max_connections: u64,
+    /// A request's line and headers must arrive within this, in ms; an idle keep-alive
+    /// connection is closed after it.
+    #[arg(long, env, default_value_t = Limits::default().header_timeout.as_millis() as u64)]
+    #[arg(value_parser = at_least(1, "milliseconds"))]
+    header_timeout_ms: u64,
+    /// The longest pause while a request body arrives, in ms (408 body_timeout).
+    #[arg(long, env, default_value_t = Limits::default().body_timeout.as_millis() as u64)]
+    #[arg(value_parser = at_least(1, "milliseconds"))]
+    body_timeout_ms: u64,
+    /// The longest a request may take, body included, in ms (503).
+    #[arg(long, env, default_value_t = Limits::default().request_timeout.as_millis() as u64)]
+    #[arg(value_parser = at_least(1, "milliseconds"))]
+    request_timeout_ms: u64,
+    /// The request line and headers, in bytes (431 headers_too_large).
+    #[arg(long, env, default_value_t = Limits::default().max_header_bytes as u64)]
+    #[arg(value_parser = at_least(1024, "bytes"))]
+    max_header_bytes: u64,
+    /// What all request bodies being read may hold at once, in bytes (503 busy).
+    #[arg(long, env, default_value_t = Limits::default().max_body_bytes_in_flight as u64)]
+    #[arg(value_parser = at_least(1024, "bytes"))]
+    max_body_bytes_in_flight: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Logs and traces")]
+struct ObservabilityArgs {
+    /// Which log lines are written (tracing's EnvFilter: info, or
+    /// info,walab::request=warn to drop the line per request).
+    #[arg(long, env, default_value = "info", value_parser = log_filter)]
+    rust_log: String,
+    /// text for people, json (one object a line) for log shippers.
+    #[arg(long, env, default_value = "text")]
+    #[arg(value_parser = choices(vec!["text", "json"], LogFormat::from_str))]
+    log_format: LogFormat,
+    /// The service name in /health and in traces [default: walab-<KV_BACKEND>].
+    #[arg(long, env, value_parser = text)]
+    otel_service_name: Option<String>,
+    /// OTLP/HTTP base URL (http://localhost:4318): spans are exported to <url>/v1/traces.
+    #[arg(long, env, value_parser = text)]
+    otel_exporter_otlp_endpoint: Option<String>,
+    /// true turns traces off even with an endpoint.
+    #[arg(long, env, action = ArgAction::Set, default_value = "false")]
+    #[arg(value_parser = choices(vec!["true", "false"], only_true))]
+    otel_sdk_disabled: bool,
+    /// How many times `walab lab` has restarted this server (set by the lab; counted in
+    /// walab_process_restarts_total).
+    #[arg(long, env, default_value_t = 0)]
+    #[arg(value_parser = whole("a whole number (set by `walab lab`)"))]
+    walab_restarts: u64,
+}
+
+/// `ALLOWED_ORIGINS`, parsed.
+#[derive(Debug, Clone)]
+struct Origins(Vec<String>);
+
+/// `ETCD_ENDPOINTS`, parsed.
+#[derive(Debug, Clone)]
+struct Endpoints(Vec<String>);
+
+/// A value parser that trims the value, parses it with `parse` (whose error says what is
+/// accepted) and names `values` as the allowed ones in help and completions. clap's own
+/// possible-values parser would refuse `interval:250`, and word its errors itself.
+#[derive(Clone)]
+struct Choices<P> {
+    values: Vec<&'static str>,
+    parse: P,
+}
+
+fn choices<T, P>(values: Vec<&'static str>, parse: P) -> Choices<impl TypedValueParser<Value = T>>
+where
+    T: Clone + Send + Sync + 'static,
+    P: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
+{
+    Choices {
+        values,
+        parse: move |v: &str| parse(v.trim()),
+    }
+}
+
+impl<P: TypedValueParser> TypedValueParser for Choices<P> {
+    type Value = P::Value;
+
+    fn parse_ref(
+        &self,
+        cmd: &Command,
+        arg: Option<&Arg>,
+        value: &OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        self.parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            self.values.iter().copied().map(PossibleValue::new),
+        ))
+    }
+}
+
+/// `KV_BACKEND`: a backend of the catalog, by name.
+pub fn backend_parser() -> impl TypedValueParser<Value = BackendKind> {
+    choices(
+        BackendKind::all().map(BackendKind::as_str).collect(),
+        BackendKind::from_str,
+    )
+}
+
+/// `FSYNC`: the WAL's sync policy.
+pub fn fsync_parser() -> impl TypedValueParser<Value = SyncPolicy> {
+    choices(
+        vec!["always", "never", "interval:<ms>"],
+        SyncPolicy::from_str,
+    )
+}
+
+/// `RECOVERY_MODE`: what WAL recovery does with damage.
+fn recovery_mode_parser() -> impl TypedValueParser<Value = RecoveryMode> {
+    choices(
+        vec![
+            "tolerate-corrupted-tail",
+            "absolute-consistency",
+            "point-in-time",
+        ],
+        RecoveryMode::from_str,
+    )
+}
+
+/// `SLED_FLUSH`: when sled flushes.
+pub fn sled_flush_parser() -> impl TypedValueParser<Value = SledFlush> {
+    choices(vec!["background", "always"], SledFlush::from_str)
+}
+
+/// A whole number; the error says it expected `what`.
+fn whole(what: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |v| {
+        v.trim()
+            .parse()
+            .map_err(|_| format!("expected {what}, got '{v}'"))
+    }
+}
+
+/// A whole number of `unit` of at least `min`.
+fn at_least(
+    min: u64,
+    unit: &'static str,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
+    move |v| match v.trim().parse::<u64>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!(
+            "expected a number of {unit} of at least {min}, got '{v}'"
+        )),
+    }
+}
+
+/// Text, trimmed.
+fn text(v: &str) -> Result<String, String> {
+    Ok(v.trim().to_owned())
+}
+
+/// An `EnvFilter` directive such as `info,walab::request=warn`.
+fn log_filter(v: &str) -> Result<String, String> {
+    let v = v.trim();
+    tracing_subscriber::EnvFilter::try_new(v)
+        .map(|_| v.to_owned())
+        .map_err(|e| format!("expected a log filter like info or info,walab::request=warn: {e}"))
+}
+
+/// `http://host[:port]` origins, comma-separated, as browsers send them in `Origin`.
+fn parse_origins(v: &str) -> Result<Origins, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| {
+            let rest = o
+                .strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains('/') => {
+                    Ok(o.to_ascii_lowercase())
+                }
+                _ => Err(format!(
+                    "expected origins like http://localhost:3000 (scheme and host, no path), got '{o}'"
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+/// Comma-separated `http://host:port` client URLs of etcd members.
+fn parse_endpoints(v: &str) -> Result<Endpoints, String> {
+    let endpoints: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match endpoints.iter().find(|e| !e.starts_with("http://")) {
+        Some(bad) => Err(format!(
+            "expected comma-separated http://host:port URLs of etcd members, got '{bad}'"
+        )),
+        None if endpoints.is_empty() => Err(format!(
+            "expected comma-separated http://host:port URLs of etcd members, got '{v}'"
+        )),
+        None => Ok(Endpoints(endpoints)),
+    }
+}
+
+fn true_or_false(v: &str) -> Result<bool, String> {
+    parse_bool(v).ok_or_else(|| format!("expected true or false, got '{v}'"))
+}
+
+fn on_or_off(v: &str) -> Result<bool, String> {
+    parse_bool(v).ok_or_else(|| format!("expected on or off, got '{v}'"))
+}
+
+/// OpenTelemetry's booleans: `true` (in any case) is true, anything else false.
+fn only_true(v: &str) -> Result<bool, String> {
+    Ok(v.eq_ignore_ascii_case("true"))
+}
+
+fn port_number(v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("expected a port number from 0 to 65535, got '{v}'"))
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `walab serve`'s arguments as a command of their own: the one list of their names.
+static SERVE: LazyLock<Command> = LazyLock::new(|| ServeArgs::augment_args(Command::new("serve")));
+
+/// Every variable `walab serve` reads, in the order of `--help`.
+pub fn variables() -> impl Iterator<Item = &'static str> {
+    SERVE.get_arguments().filter_map(variable)
+}
+
+fn variable(arg: &'static Arg) -> Option<&'static str> {
+    arg.get_env().and_then(OsStr::to_str)
+}
+
+/// clap reads a variable that is set but blank as a value; here it counts as unset, so
+/// `ADMIN_TOKEN=` in a Compose file does not turn auth on with an empty token.
+pub fn blank_variables_unset(arg: Arg) -> Arg {
+    let blank = arg
+        .get_env()
+        .and_then(std::env::var_os)
+        .is_some_and(|v| v.to_string_lossy().trim().is_empty());
+    if blank { arg.env(None) } else { arg }
+}
+
+/// A parse error as a [`ConfigError`] naming the variable of the setting it concerns.
+fn config_error(e: &clap::Error) -> ConfigError {
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(flag)) => flag.as_str(),
+        _ => "",
+    };
+    let long = flag
+        .strip_prefix("--")
+        .and_then(|f| f.split([' ', '=']).next());
+    let var = SERVE
+        .get_arguments()
+        .find(|a| a.get_long().is_some() && a.get_long() == long)
+        .and_then(variable)
+        .unwrap_or("walab serve");
+    let message = match (e.kind(), std::error::Error::source(e)) {
+        (ErrorKind::ValueValidation, Some(reason)) => reason.to_string(),
+        _ => {
+            let rendered = e.to_string();
+            let first = rendered.lines().next().unwrap_or_default();
+            first.trim_start_matches("error: ").to_owned()
+        }
+    };
+    ConfigError { var, message }
+}
+
 impl Config {
     /// Whether spans are exported: an OTLP endpoint is set and the SDK is not disabled.
     pub fn tracing_enabled(&self) -> bool {
         self.otlp_endpoint.is_some() && !self.otel_sdk_disabled
     }
 
-    /// Read the process environment.
+    /// Read the process environment, as `walab serve` with no flags does.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        let matches = ServeArgs::augment_args(Command::new("walab serve"))
+            .mut_args(blank_variables_unset)
+            .try_get_matches_from(["walab serve"])
+            .map_err(|e| config_error(&e))?;
+        Config::from_matches(&matches)
     }
 
-    /// Read settings through `lookup` (a variable's value, or `None` when unset).
+    /// Read settings through `lookup` (a variable's value, or `None` when unset) instead of
+    /// the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-
-        let wal_enabled = match get("WAL_ENABLED") {
-            None => true,
-            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
-                var: "WAL_ENABLED",
-                message: format!("expected true or false, got '{v}'"),
-            })?,
-        };
-        let backend = match get("KV_BACKEND") {
-            Some(v) => parse_with("KV_BACKEND", &v, BackendKind::from_str)?,
-            None if !wal_enabled => BackendKind::named("memory"),
-            None => BackendKind::named("wal"),
-        };
-
-        let port = match get("PORT") {
-            None => 8000,
-            Some(v) => v.parse::<u16>().map_err(|_| ConfigError {
-                var: "PORT",
-                message: format!("expected a port number from 0 to 65535, got '{v}'"),
-            })?,
-        };
-        let checkpoint_threshold = match get("CHECKPOINT_THRESHOLD") {
-            None => 100,
-            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
-                var: "CHECKPOINT_THRESHOLD",
-                message: format!(
-                    "expected a whole number of records (0 turns automatic checkpoints off), got '{v}'"
-                ),
-            })?,
-        };
-        let checkpoint_growth_percent = match get("CHECKPOINT_GROWTH_PERCENT") {
-            None => 100,
-            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
-                var: "CHECKPOINT_GROWTH_PERCENT",
-                message: format!(
-                    "expected a whole percentage of the last snapshot's size (0: the threshold alone decides), got '{v}'"
-                ),
-            })?,
-        };
-        let snapshot_bytes_per_sec = match get("SNAPSHOT_BYTES_PER_SEC") {
-            None => walab_wal::Config::default().snapshot_bytes_per_sec,
-            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
-                var: "SNAPSHOT_BYTES_PER_SEC",
-                message: format!(
-                    "expected a whole number of bytes per second (0: as fast as the disk takes it), got '{v}'"
-                ),
-            })?,
-        };
-        let segment_bytes = match get("SEGMENT_BYTES") {
-            None => 64 << 20,
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if n >= MIN_SEGMENT_BYTES => n,
-                _ => {
-                    return Err(ConfigError {
-                        var: "SEGMENT_BYTES",
-                        message: format!(
-                            "expected a number of bytes of at least {MIN_SEGMENT_BYTES}, got '{v}'"
-                        ),
-                    });
-                }
-            },
-        };
-        let max_value_bytes = match get("MAX_VALUE_BYTES") {
-            None => 1 << 20,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1 => n,
-                _ => {
-                    return Err(ConfigError {
-                        var: "MAX_VALUE_BYTES",
-                        message: format!("expected a number of bytes of at least 1, got '{v}'"),
-                    });
-                }
-            },
-        };
-        let group_commit = match get("GROUP_COMMIT") {
-            None => true,
-            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
-                var: "GROUP_COMMIT",
-                message: format!("expected on or off, got '{v}'"),
-            })?,
-        };
-        let restarts = match get("WALAB_RESTARTS") {
-            None => 0,
-            Some(v) => v.parse::<u64>().map_err(|_| ConfigError {
-                var: "WALAB_RESTARTS",
-                message: format!("expected a whole number (set by `walab lab`), got '{v}'"),
-            })?,
-        };
-
-        let defaults = Limits::default();
-        let number = |var: &'static str, default: usize, min: usize, unit: &str| match get(var) {
-            None => Ok(default),
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= min => Ok(n),
-                _ => Err(ConfigError {
-                    var,
-                    message: format!("expected a number of {unit} of at least {min}, got '{v}'"),
-                }),
-            },
-        };
-        let millis = |var: &'static str, default: Duration| {
-            number(var, default.as_millis() as usize, 1, "milliseconds")
-                .map(|ms| Duration::from_millis(ms as u64))
-        };
-        let limits = Limits {
-            max_connections: number(
-                "MAX_CONNECTIONS",
-                defaults.max_connections,
-                1,
-                "connections",
-            )?,
-            header_timeout: millis("HEADER_TIMEOUT_MS", defaults.header_timeout)?,
-            body_timeout: millis("BODY_TIMEOUT_MS", defaults.body_timeout)?,
-            request_timeout: millis("REQUEST_TIMEOUT_MS", defaults.request_timeout)?,
-            max_header_bytes: number("MAX_HEADER_BYTES", defaults.max_header_bytes, 1024, "bytes")?,
-            max_body_bytes_in_flight: number(
-                "MAX_BODY_BYTES_IN_FLIGHT",
-                defaults.max_body_bytes_in_flight,
-                1024,
-                "bytes",
-            )?,
-        };
-        let allowed_origins = match get("ALLOWED_ORIGINS") {
-            None => Vec::new(),
-            Some(v) => parse_origins(&v).map_err(|message| ConfigError {
-                var: "ALLOWED_ORIGINS",
-                message,
-            })?,
-        };
-
-        let defaults = EtcdSettings::default();
-        let etcd = EtcdSettings {
-            endpoints: get("ETCD_ENDPOINTS").map_or(defaults.endpoints, |v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|e| !e.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            }),
-            prefix: get("ETCD_PREFIX").unwrap_or(defaults.prefix),
-            pid_dir: get("ETCD_PID_DIR").map(PathBuf::from),
-        };
-        if let Some(bad) = etcd.endpoints.iter().find(|e| !e.starts_with("http://")) {
-            return Err(ConfigError {
-                var: "ETCD_ENDPOINTS",
-                message: format!(
-                    "expected comma-separated http://host:port URLs of etcd members, got '{bad}'"
-                ),
-            });
+        let mut argv = vec!["walab serve".to_owned()];
+        for arg in SERVE.get_arguments() {
+            let (Some(long), Some(var)) = (arg.get_long(), variable(arg)) else {
+                continue;
+            };
+            if let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) {
+                argv.push(format!("--{long}={value}"));
+            }
         }
+        let matches = ServeArgs::augment_args(Command::new("walab serve"))
+            .mut_args(|a| a.env(None))
+            .try_get_matches_from(argv)
+            .map_err(|e| config_error(&e))?;
+        Config::from_matches(&matches)
+    }
 
+    /// The settings in `matches`, parsed by a command that has [`ServeArgs`].
+    pub fn from_matches(matches: &ArgMatches) -> Result<Config, ConfigError> {
+        let args = ServeArgs::from_arg_matches(matches).map_err(|e| config_error(&e))?;
+        let ServeArgs {
+            server: s,
+            wal: w,
+            others: o,
+            limits: l,
+            observability: t,
+        } = args;
+        let backend = match (matches.value_source("kv_backend"), s.wal_enabled) {
+            (Some(ValueSource::DefaultValue) | None, Some(false)) => BackendKind::named("memory"),
+            _ => s.kv_backend,
+        };
+        let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
         Ok(Config {
             backend,
-            host: get("HOST").unwrap_or_else(|| "127.0.0.1".to_owned()),
-            port,
-            data_dir: get("DATA_DIR").map_or_else(|| PathBuf::from("./data"), PathBuf::from),
-            checkpoint_threshold,
-            checkpoint_growth_percent,
-            snapshot_bytes_per_sec,
-            fsync: opt_parse("FSYNC", get("FSYNC"), SyncPolicy::from_str)?.unwrap_or_default(),
-            group_commit,
-            recovery_mode: opt_parse(
-                "RECOVERY_MODE",
-                get("RECOVERY_MODE"),
-                RecoveryMode::from_str,
-            )?
-            .unwrap_or_default(),
-            segment_bytes,
-            sled_flush: opt_parse("SLED_FLUSH", get("SLED_FLUSH"), SledFlush::from_str)?
-                .unwrap_or_default(),
-            etcd,
-            max_value_bytes,
-            admin_token: get("ADMIN_TOKEN"),
-            service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| format!("walab-{backend}")),
-            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|e| !e.trim().is_empty()),
-            otel_sdk_disabled: get("OTEL_SDK_DISABLED")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-            restarts,
-            limits,
-            allowed_origins,
+            host: s.host,
+            port: s.port,
+            data_dir: PathBuf::from(s.data_dir),
+            checkpoint_threshold: w.checkpoint_threshold,
+            checkpoint_growth_percent: w.checkpoint_growth_percent,
+            fsync: w.fsync,
+            group_commit: w.group_commit,
+            recovery_mode: w.recovery_mode,
+            snapshot_bytes_per_sec: w.snapshot_bytes_per_sec,
+            slow_fsync: (w.slow_fsync_ms > 0).then(|| Duration::from_millis(w.slow_fsync_ms)),
+            segment_bytes: w.segment_bytes,
+            sled_flush: o.sled_flush,
+            etcd: EtcdSettings {
+                endpoints: o.etcd_endpoints.0,
+                prefix: o.etcd_prefix,
+                pid_dir: o.etcd_pid_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
+            },
+            max_value_bytes: usize_of(l.max_value_bytes),
+            admin_token: s.admin_token.filter(|t| !t.is_empty()),
+            log_format: t.log_format,
+            log_filter: t.rust_log,
+            service_name: t
+                .otel_service_name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("walab-{backend}")),
+            otlp_endpoint: t.otel_exporter_otlp_endpoint.filter(|e| !e.is_empty()),
+            otel_sdk_disabled: t.otel_sdk_disabled,
+            restarts: t.walab_restarts,
+            limits: Limits {
+                max_connections: usize_of(l.max_connections),
+                header_timeout: Duration::from_millis(l.header_timeout_ms),
+                body_timeout: Duration::from_millis(l.body_timeout_ms),
+                request_timeout: Duration::from_millis(l.request_timeout_ms),
+                max_header_bytes: usize_of(l.max_header_bytes),
+                max_body_bytes_in_flight: usize_of(l.max_body_bytes_in_flight),
+            },
+            allowed_origins: s.allowed_origins.map(|o| o.0).unwrap_or_default(),
         })
     }
 
@@ -347,53 +656,6 @@ impl Config {
             sled_flush: self.sled_flush,
             etcd: self.etcd.clone(),
         }
-    }
-}
-
-/// The engine types already word their errors ("unknown sync policy 'x': expected ...");
-/// this only prefixes the variable.
-fn parse_with<T>(
-    var: &'static str,
-    value: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    parse(value).map_err(|message| ConfigError { var, message })
-}
-
-fn opt_parse<T>(
-    var: &'static str,
-    value: Option<String>,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, ConfigError> {
-    value.map(|v| parse_with(var, &v, parse)).transpose()
-}
-
-/// `http://host[:port]` origins, comma-separated, as browsers send them in `Origin`.
-fn parse_origins(v: &str) -> Result<Vec<String>, String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(|o| {
-            let rest = o
-                .strip_prefix("http://")
-                .or_else(|| o.strip_prefix("https://"));
-            match rest {
-                Some(host) if !host.is_empty() && !host.contains('/') => {
-                    Ok(o.to_ascii_lowercase())
-                }
-                _ => Err(format!(
-                    "expected origins like http://localhost:3000 (scheme and host, no path), got '{o}'"
-                )),
-            }
-        })
-        .collect()
-}
-
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 
@@ -437,11 +699,13 @@ mod tests {
         assert!(c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
         assert_eq!(c.segment_bytes, 64 << 20);
+        assert_eq!(c.slow_fsync, Some(Duration::from_secs(1)));
         assert_eq!(c.sled_flush, SledFlush::Background);
         assert_eq!(c.max_value_bytes, 1_048_576);
         assert_eq!(c.admin_token, None);
         assert_eq!(c.service_name, "walab-wal");
         assert_eq!(c.restarts, 0);
+        assert_eq!(c.log_format, LogFormat::Text);
         assert!(c.wal_enabled());
     }
 
@@ -459,9 +723,11 @@ mod tests {
             ("GROUP_COMMIT", "off"),
             ("RECOVERY_MODE", "point-in-time"),
             ("SEGMENT_BYTES", "8192"),
+            ("SLOW_FSYNC_MS", "250"),
             ("SLED_FLUSH", "always"),
             ("MAX_VALUE_BYTES", "10"),
             ("ADMIN_TOKEN", "s3cret"),
+            ("LOG_FORMAT", "json"),
             ("OTEL_SERVICE_NAME", "kv"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://jaeger:4317"),
             ("WALAB_RESTARTS", "3"),
@@ -488,9 +754,11 @@ mod tests {
         assert!(!c.group_commit);
         assert_eq!(c.recovery_mode, RecoveryMode::PointInTime);
         assert_eq!(c.segment_bytes, 8192);
+        assert_eq!(c.slow_fsync, Some(Duration::from_millis(250)));
         assert_eq!(c.sled_flush, SledFlush::Always);
         assert_eq!(c.max_value_bytes, 10);
         assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
+        assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.service_name, "kv");
         assert_eq!(c.otlp_endpoint.as_deref(), Some("http://jaeger:4317"));
         assert_eq!(c.restarts, 3);
@@ -526,6 +794,78 @@ mod tests {
         assert_eq!(c.backend, BackendKind::named("wal"));
         let c = parse(&[("WAL_ENABLED", "false"), ("KV_BACKEND", "sled")]).expect("parses");
         assert_eq!(c.backend, BackendKind::named("sled"));
+    }
+
+    #[test]
+    fn etcd_settings_and_the_log_filter_are_read() {
+        let c = parse(&[]).expect("defaults parse");
+        assert_eq!(c.etcd.endpoints, ["http://127.0.0.1:2379"]);
+        assert_eq!(
+            (c.etcd.prefix.as_str(), c.etcd.pid_dir.as_ref()),
+            ("walab/", None)
+        );
+        assert_eq!(c.log_filter, "info");
+        let c = parse(&[
+            ("KV_BACKEND", "etcd"),
+            ("ETCD_ENDPOINTS", "http://a:1, http://b:2,"),
+            ("ETCD_PREFIX", "lab/"),
+            ("ETCD_PID_DIR", "/tmp/pids"),
+            ("RUST_LOG", "info,walab::request=warn"),
+        ])
+        .expect("parses");
+        assert_eq!(c.backend, BackendKind::named("etcd"));
+        assert_eq!(c.etcd.endpoints, ["http://a:1", "http://b:2"]);
+        assert_eq!(c.etcd.prefix, "lab/");
+        assert_eq!(c.etcd.pid_dir, Some(PathBuf::from("/tmp/pids")));
+        assert_eq!(c.log_filter, "info,walab::request=warn");
+    }
+
+    #[test]
+    fn every_variable_is_a_flag_of_the_same_name_once() {
+        let vars: Vec<&str> = variables().collect();
+        for var in [
+            "KV_BACKEND",
+            "FSYNC",
+            "SLOW_FSYNC_MS",
+            "RUST_LOG",
+            "WALAB_RESTARTS",
+        ] {
+            assert!(vars.contains(&var), "{var} in {vars:?}");
+        }
+        let mut unique = vars.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), vars.len(), "{vars:?}");
+        for arg in SERVE.get_arguments().filter(|a| a.get_long().is_some()) {
+            let long = arg.get_long().unwrap_or_default();
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            assert_eq!(
+                variable(arg),
+                Some(long.to_uppercase().replace('-', "_")).as_deref(),
+                "--{long}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_value_help_offers_is_accepted() {
+        for arg in SERVE.get_arguments() {
+            let Some(var) = variable(arg) else { continue };
+            for value in arg.get_possible_values() {
+                let value = value.get_name().replace("<ms>", "250");
+                if let Err(e) = parse(&[(var, value.as_str())]) {
+                    panic!("{var}={value} is offered by --help but refused: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slow_fsync_ms_zero_turns_the_warning_off() {
+        let c = parse(&[("SLOW_FSYNC_MS", "0")]).expect("parses");
+        assert_eq!(c.slow_fsync, None);
     }
 
     #[test]
@@ -580,6 +920,18 @@ mod tests {
             ("MAX_BODY_BYTES_IN_FLIGHT", "1k", "got '1k'"),
             ("ALLOWED_ORIGINS", "evil.example", "expected origins like"),
             ("ALLOWED_ORIGINS", "http://a.example/path", "no path"),
+            ("LOG_FORMAT", "xml", "expected text or json"),
+            (
+                "SLOW_FSYNC_MS",
+                "1s",
+                "expected a whole number of milliseconds",
+            ),
+            (
+                "ETCD_ENDPOINTS",
+                "127.0.0.1:2379",
+                "expected comma-separated http://host:port URLs of etcd members, got '127.0.0.1:2379'",
+            ),
+            ("RUST_LOG", "walab=loud", "expected a log filter like info"),
         ];
         for (var, value, expected) in cases {
             let line = error_line(var, value);

@@ -7,7 +7,8 @@
 //! `GET /openapi.json` (`src/openapi.json`) and the README's Endpoints section.
 //!
 //! # Layout
-//! - [`config`]: [`Config`] from environment variables; one-line errors naming the variable.
+//! - [`config`]: `walab serve`'s settings, each a flag with an environment variable behind
+//!   it ([`config::ServeArgs`]), and the [`Config`] made of them; errors name the variable.
 //! - [`state`]: [`AppState`]: the backend (once recovery is done), config, metrics.
 //! - [`routes`]: [`app`], the route table; `kv`, `admin` and `health` handlers.
 //! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].
@@ -16,7 +17,8 @@
 //! - [`limits`]: the header limit and the memory budget of bodies in flight.
 //! - [`cross_site`]: refusing web pages on other origins, and DNS rebinding.
 //! - [`metrics`]: Prometheus registry, request middleware, `GET /metrics`, the WAL's observer.
-//! - [`telemetry`]: log setup, each line tagged with its server.
+//! - [`telemetry`]: log setup (text or JSON), each line tagged with its server; the
+//!   request log (tower-http's `TraceLayer`), one line per answer.
 //! - [`traces`]: OpenTelemetry spans for requests, store operations, WAL steps, recovery
 //!   and checkpoints, exported over OTLP when asked for.
 //! - [`shutdown`]: Ctrl-C / SIGTERM.

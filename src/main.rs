@@ -1,21 +1,23 @@
-//! The `walab` command: a thin shell over the library. It reads the environment once,
-//! sets up logging and hands everything to `walab::run` or `walab::lab::run`.
+//! The `walab` command: a thin shell over the library. It parses the command line (and,
+//! for `serve`, the environment behind each flag) once, sets up logging and hands
+//! everything to `walab::run` or `walab::lab::run`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// See the note beside `mimalloc` in Cargo.toml: measured, not assumed.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use walab::Config;
+use walab::config::ServeArgs;
 use walab::lab::LabOptions;
 use walab_store::BackendKind;
 
 /// A lab that shows what a write-ahead log buys you.
 #[derive(Debug, Parser)]
-#[command(name = "walab", version)]
+#[command(name = "walab", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,11 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the key-value API over one backend, configured by environment variables
-    /// (KV_BACKEND, HOST (default 127.0.0.1), PORT, DATA_DIR, FSYNC, CHECKPOINT_THRESHOLD,
-    /// the limits MAX_CONNECTIONS, HEADER_TIMEOUT_MS, BODY_TIMEOUT_MS, ...; README:
-    /// Configuration).
-    Serve,
+    /// Serve the key-value API over one backend.
+    ///
+    /// Every setting is a flag or, when the flag is not given, the environment variable
+    /// named beside it (`--fsync` or FSYNC); an empty variable counts as unset. README:
+    /// Configuration.
+    Serve(Box<ServeArgs>),
     /// Run the wal, memory and sled servers side by side (with --etcd, also an etcd
     /// cluster and the etcd server) and restart any that dies.
     Lab {
@@ -57,16 +60,34 @@ enum Command {
         /// Print every record, not only the summary of each file.
         #[arg(long)]
         records: bool,
+        /// Print the same facts as one JSON document, for scripts (`jq`).
+        #[arg(long)]
+        json: bool,
     },
     /// Crash a server again and again under concurrent writers and count, after every
     /// restart, the acknowledged writes that did not survive.
     Torture(walab::torture::TortureOptions),
+    /// Print a shell completion script for walab.
+    ///
+    /// For bash: `walab completions bash > ~/.local/share/bash-completion/completions/walab`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(port_flags_as_port_pairs(std::env::args_os()));
+    let matches = Cli::command()
+        .mut_subcommand("serve", |serve| {
+            serve.mut_args(walab::config::blank_variables_unset)
+        })
+        .get_matches_from(port_flags_as_port_pairs(std::env::args_os()));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve => serve(),
+        Command::Serve(_) => match matches.subcommand_matches("serve") {
+            Some(args) => serve(args),
+            None => ExitCode::from(2),
+        },
         Command::Lab {
             data_dir,
             host,
@@ -74,15 +95,17 @@ fn main() -> ExitCode {
             etcd,
             ui_port,
         } => {
-            walab::telemetry::init("lab", None);
-            // The children read the same environment; the page's proxy keeps their limits.
-            let limits = match Config::from_env() {
-                Ok(config) => config.limits,
+            // The children read the same environment; the page's proxy keeps their limits,
+            // and the lab's own lines take their format.
+            let config = match Config::from_env() {
+                Ok(config) => config,
                 Err(e) => {
                     eprintln!("walab lab: {e}");
                     return ExitCode::from(2);
                 }
             };
+            walab::telemetry::init("lab", config.log_format, &config.log_filter, None);
+            let limits = config.limits;
             let options = LabOptions {
                 data_dir,
                 host,
@@ -100,13 +123,17 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Inspect { dir, records } => walab::inspect::run(&dir, records),
+        Command::Inspect { dir, records, json } => walab::inspect::run(&dir, records, json),
         Command::Torture(options) => walab::torture::run(options),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "walab", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
     }
 }
 
-fn serve() -> ExitCode {
-    let config = match Config::from_env() {
+fn serve(args: &clap::ArgMatches) -> ExitCode {
+    let config = match Config::from_matches(args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("walab serve: {e}");
@@ -122,6 +149,8 @@ fn serve() -> ExitCode {
     };
     walab::telemetry::init(
         &format!("{}:{}", config.backend, config.port),
+        config.log_format,
+        &config.log_filter,
         traces.as_ref().map(walab::traces::Traces::tracer),
     );
     let rt = match runtime() {

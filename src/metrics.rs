@@ -8,6 +8,11 @@
 //! - [`wal`]: the WAL engine's metrics, fed by its `Observer` hook and by `stats()` at
 //!   scrape time; registered only when the backend is the WAL.
 //!
+//! Besides our own, the registry has what every Prometheus exporter shows: the client
+//! library's `process_*` metrics (CPU, resident memory, open file descriptors, start time)
+//! and a `walab_build_info` gauge, 1, whose labels say what is running, so dashboards and
+//! alerts written for any exporter work here too.
+//!
 //! Names follow Prometheus' conventions: base units in the name (`_seconds`, `_bytes`),
 //! counters end in `_total`, latencies are histograms (never summaries) with buckets from
 //! 50 µs up, so memory's sub-millisecond answers and fsync's milliseconds both resolve.
@@ -25,6 +30,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::state::AppState;
 pub use wal::WalMetrics;
@@ -60,9 +66,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Register every metric on a fresh registry labelled with `backend`; the WAL's own
-    /// metrics too when `backend` is `wal`.
-    pub fn new(backend: &str) -> Result<Metrics, prometheus::Error> {
+    /// Register every metric on a fresh registry labelled with the configured backend; the
+    /// WAL's own metrics too when that is the WAL.
+    pub fn new(config: &Config) -> Result<Metrics, prometheus::Error> {
+        let backend = config.backend.as_str();
         let labels = [("backend".to_owned(), backend.to_owned())].into();
         let registry = Registry::new_custom(None, Some(labels))?;
 
@@ -99,6 +106,23 @@ impl Metrics {
             "walab_recovered_entries",
             "Log records replayed when the store was opened",
         )?;
+        let build_info = IntGauge::with_opts(
+            Opts::new(
+                "walab_build_info",
+                "Always 1; the labels say which build of walab is running",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION"))
+            // A debug build is many times slower: its numbers are not the lab's.
+            .const_label(
+                "profile",
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            ),
+        )?;
+        build_info.set(1);
 
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
@@ -111,8 +135,13 @@ impl Metrics {
             "Bytes the store takes on disk (WAL: log and snapshot; sled: its files; etcd: the leader's database)",
         )?;
         registry.register(Box::new(recovered_entries.clone()))?;
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let wal = if backend == "wal" {
-            Some(WalMetrics::register(&registry)?)
+            Some(WalMetrics::register(&registry, config.slow_fsync)?)
         } else {
             None
         };

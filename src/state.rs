@@ -33,7 +33,7 @@ struct Inner {
 impl AppState {
     /// A state whose backend is not open yet: every kv and admin endpoint answers 503.
     pub fn new(config: Config) -> Result<AppState, prometheus::Error> {
-        let metrics = Metrics::new(config.backend.as_str())?;
+        let metrics = Metrics::new(&config)?;
         metrics.restarts.inc_by(config.restarts);
         Ok(AppState {
             inner: Arc::new(Inner {

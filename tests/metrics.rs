@@ -1,5 +1,6 @@
 //! `/metrics` on a real server over the WAL: the engine's metrics exist, are labelled with
-//! the backend, and move after writes, a checkpoint and a restart. The observer is wired
+//! the backend, and move after writes, a checkpoint, a failed checkpoint and a restart;
+//! every server also shows the standard `process_*` metrics and `walab_build_info`. The observer is wired
 //! where the server opens its backend, so these tests run the whole `walab::run`, not a
 //! router over a hand-built backend.
 
@@ -119,6 +120,7 @@ const WAL_COUNTERS: &[&str] = &[
     "walab_wal_written_bytes_total",
     "walab_wal_fsyncs_total",
     "walab_wal_checkpoints_total",
+    "walab_wal_checkpoint_failures_total",
 ];
 const WAL_HISTOGRAMS: &[&str] = &[
     "walab_wal_fsync_duration_seconds",
@@ -279,4 +281,59 @@ fn memory_and_sled_show_no_wal_series() {
         assert_eq!(m.value("walab_items", &[&b]), Some(1.0));
         assert_eq!(m.value("walab_process_restarts_total", &[&b]), Some(0.0));
     }
+}
+
+#[test]
+fn process_metrics_and_build_info_are_there_on_every_backend() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    for backend in ["wal", "memory", "sled"] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = Server::start(backend, dir.path(), &[]);
+        let m = server.metrics();
+        let label = format!(r#"backend="{backend}""#);
+        let sample = |name: &str| {
+            m.value(name, &[&label])
+                .unwrap_or_else(|| panic!("no {name}{{{label}}} in\n{}", m.0))
+        };
+        assert!(m.has_type("process_cpu_seconds_total", "counter"));
+        assert!(sample("process_cpu_seconds_total") >= 0.0);
+        assert!(sample("process_resident_memory_bytes") > 1e6, "{backend}");
+        // This test's process serves, so it holds at least the listener and the data dir.
+        assert!(sample("process_open_fds") >= 3.0, "{backend}");
+        let started = sample("process_start_time_seconds");
+        assert!(
+            started > now - 3600.0 && started <= now + 1.0,
+            "started {started}, now {now}"
+        );
+        let version = format!(r#"version="{}""#, env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            m.value("walab_build_info", &[&label, &version]),
+            Some(1.0),
+            "{}",
+            m.0
+        );
+    }
+}
+
+#[test]
+fn a_failed_checkpoint_is_counted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start("wal", dir.path(), &[("CHECKPOINT_THRESHOLD", "0")]);
+    let r = post_json(server.port, "/kv", r#"{"key":"k","value":1}"#);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // A directory where the checkpoint would write its snapshot: creating it fails.
+    std::fs::create_dir(dir.path().join(format!("snapshot-{:020}.snap.tmp", 1))).expect("mkdir");
+    let r = post(server.port, "/admin/checkpoint");
+    assert!(r.status >= 500, "{} {}", r.status, r.text);
+    let m = server.metrics();
+    assert_eq!(m.wal("walab_wal_checkpoint_failures_total"), 1.0);
+    assert_eq!(m.wal("walab_wal_checkpoints_total"), 0.0);
+    assert_eq!(
+        m.wal("walab_wal_poisoned"),
+        0.0,
+        "a failed checkpoint does not poison"
+    );
 }

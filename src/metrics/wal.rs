@@ -9,6 +9,11 @@
 //!
 //! These metrics are registered only on a server whose backend is the WAL: a memory or sled
 //! server does not show WAL series that would read as zero fsyncs.
+//!
+//! A sync of the log slower than `SLOW_FSYNC_MS` is also logged as a warning, as etcd warns
+//! of a slow WAL sync: every write in the batch waited that long, and a histogram only
+//! shows it to whoever looks. Syncs of one log run one after another, so the warnings come
+//! at most one per threshold.
 
 use std::time::Duration;
 
@@ -57,11 +62,17 @@ pub struct WalMetrics {
     recovery_duration: Gauge,
     recovery_replayed: IntGauge,
     recovery_discarded: IntGauge,
+    /// Syncs slower than this are logged (`SLOW_FSYNC_MS`; `None`: never).
+    slow_fsync: Option<Duration>,
 }
 
 impl WalMetrics {
-    /// Create the WAL's metrics and register them on `registry`.
-    pub fn register(registry: &Registry) -> Result<WalMetrics, prometheus::Error> {
+    /// Create the WAL's metrics and register them on `registry`; syncs slower than
+    /// `slow_fsync` are logged too.
+    pub fn register(
+        registry: &Registry,
+        slow_fsync: Option<Duration>,
+    ) -> Result<WalMetrics, prometheus::Error> {
         let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
             let c = IntCounter::new(name, help)?;
             registry.register(Box::new(c.clone()))?;
@@ -148,6 +159,7 @@ impl WalMetrics {
                 "walab_wal_recovery_torn_bytes",
                 "Bytes of torn log tail cut off by recovery when this process started",
             )?,
+            slow_fsync,
         })
     }
 
@@ -164,6 +176,14 @@ impl WalMetrics {
     fn synced(&self, took: Duration) {
         self.fsyncs.inc();
         self.fsync_duration.observe(took.as_secs_f64());
+        if let Some(threshold) = self.slow_fsync.filter(|t| took > *t) {
+            tracing::warn!(
+                took_ms = took.as_millis() as u64,
+                threshold_ms = threshold.as_millis() as u64,
+                "slow fdatasync of the log: every write waiting on it waited this long \
+                 (SLOW_FSYNC_MS sets the threshold)"
+            );
+        }
     }
 }
 
@@ -239,5 +259,68 @@ impl Observer for WalMetrics {
         self.recovery_replayed.set(gauge(report.records_replayed));
         self.recovery_discarded
             .set(gauge(report.torn_bytes_discarded));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What `f` logs, as text.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink(Arc::default());
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = sink.0.lock().expect("lock").clone();
+        String::from_utf8(bytes).expect("utf-8")
+    }
+
+    #[test]
+    fn a_sync_over_the_threshold_is_a_warning_and_one_under_it_is_not() {
+        let m = WalMetrics::register(&Registry::new(), Some(Duration::from_millis(10)))
+            .expect("register");
+        let quiet = logged(|| {
+            m.batch_written(1, 40, Some(Duration::from_millis(9)));
+            m.interval_synced(Duration::from_millis(10));
+            m.batch_written(1, 40, None);
+        });
+        assert_eq!(quiet, "");
+        let slow = logged(|| m.batch_written(3, 120, Some(Duration::from_millis(25))));
+        assert!(
+            slow.contains("WARN")
+                && slow.contains("slow fdatasync of the log")
+                && slow.contains("took_ms=25 threshold_ms=10"),
+            "{slow}"
+        );
+        let background = logged(|| m.interval_synced(Duration::from_millis(11)));
+        assert!(background.contains("took_ms=11"), "{background}");
+        assert_eq!(m.fsyncs.get(), 4, "every sync is counted, slow or not");
+    }
+
+    #[test]
+    fn no_threshold_no_warning() {
+        let m = WalMetrics::register(&Registry::new(), None).expect("register");
+        assert_eq!(
+            logged(|| m.batch_written(1, 40, Some(Duration::from_secs(5)))),
+            ""
+        );
     }
 }

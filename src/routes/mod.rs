@@ -13,16 +13,17 @@ pub mod health;
 pub mod kv;
 
 use axum::Router;
-use axum::extract::OriginalUri;
+use axum::extract::{MatchedPath, OriginalUri, Request};
 use axum::http::{Method, StatusCode, header};
-use axum::middleware;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 
 use crate::cross_site::CrossSiteGuard;
 use crate::error::ApiError;
 use crate::extract::BODY_OVERHEAD_BYTES;
 use crate::state::AppState;
-use crate::{limits, metrics};
+use crate::{limits, metrics, telemetry};
 
 /// The whole HTTP API over `state`. Tests drive this with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
@@ -30,7 +31,6 @@ pub fn app(state: AppState) -> Router {
         .config()
         .max_value_bytes
         .saturating_add(BODY_OVERHEAD_BYTES);
-    let tracing = state.config().tracing_enabled();
     let limits = state.config().limits;
     let guard = CrossSiteGuard::new(&state.config().host, state.config().allowed_origins.clone());
     let router = Router::new()
@@ -50,19 +50,34 @@ pub fn app(state: AppState) -> Router {
         guard,
         StatusCode::SERVICE_UNAVAILABLE,
     )
-    // Outermost, so it times and counts every answer, rejections included, labelled by
+    // Around those, so it times and counts every answer, rejections included, labelled by
     // the matched route.
     .layer(middleware::from_fn_with_state(
         state.clone(),
         metrics::track,
-    ));
-    // Request spans only when traces are exported: no cost otherwise.
-    let router = if tracing {
-        router.layer(middleware::from_fn(crate::traces::trace_request))
-    } else {
-        router
-    };
+    ))
+    .layer(middleware::from_fn(mark_polled))
+    // Outermost: every request has its span and its log line, whatever answered it.
+    .layer(telemetry::request_log());
     router.with_state(state)
+}
+
+/// The routes that the lab's supervisor, its page and Prometheus read every second or so.
+const POLLED: &[&str] = &["/health", "/metrics", "/admin/stats", "/admin/wal"];
+
+/// Middleware: mark the answers to `GET` on a [`POLLED`] route, which the request log
+/// keeps to DEBUG.
+async fn mark_polled(req: Request, next: Next) -> Response {
+    let polled = req.method() == Method::GET
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|route| POLLED.contains(&route.as_str()));
+    let mut response = next.run(req).await;
+    if polled {
+        response.extensions_mut().insert(telemetry::Polled);
+    }
+    response
 }
 
 /// The OpenAPI 3.1 description of every endpoint, written by hand (`src/openapi.json`).

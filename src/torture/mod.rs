@@ -27,9 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use clap::builder::TypedValueParser as _;
 use client::Client;
 use model::{Effect, Op, Outcome};
-use walab_store::BackendKind;
 use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
 
 /// How the server is crashed.
@@ -61,13 +61,13 @@ impl CrashKind {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TortureOptions {
     /// Which backend to torture.
-    #[arg(long, default_value = "wal", value_parser = backend_name)]
+    #[arg(long, default_value = "wal", value_parser = crate::config::backend_parser().map(|k| k.to_string()))]
     pub backend: String,
-    /// The WAL's FSYNC policy (always, never, interval:<ms>).
-    #[arg(long, default_value = "always")]
+    /// The WAL's FSYNC policy.
+    #[arg(long, default_value = "always", value_parser = crate::config::fsync_parser().map(|p| p.to_string()))]
     pub fsync: String,
-    /// sled's SLED_FLUSH (always or background).
-    #[arg(long, default_value = "background")]
+    /// sled's SLED_FLUSH.
+    #[arg(long, default_value = "background", value_parser = crate::config::sled_flush_parser().map(|f| f.as_str().to_owned()))]
     pub sled_flush: String,
     /// How to crash the server.
     #[arg(long, value_enum, default_value = "kill")]
@@ -99,11 +99,6 @@ pub struct TortureOptions {
     /// Keep the server's data here instead of a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-}
-
-/// A backend of the catalog, by name (clap lists the choices on a typo).
-fn backend_name(name: &str) -> Result<String, String> {
-    name.parse::<BackendKind>().map(|k| k.as_str().to_owned())
 }
 
 impl TortureOptions {

@@ -159,6 +159,10 @@ impl Walab {
         cmd.args(args)
             // Keep the stub engine's panics short in the captured log.
             .env("RUST_BACKTRACE", "0")
+            // Logs as they are by default, whatever the runner's environment; a test that
+            // wants other logs sets these in `envs`.
+            .env_remove("RUST_LOG")
+            .env_remove("LOG_FORMAT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in envs {

@@ -9,7 +9,7 @@ DEFAULT_SERVICES is `docker-compose config --services`: what a plain `up` starts
 
 Checks:
 - the stores: kv-wal, kv-memory, kv-sled publish 8001, 8002, 8003 (RUNBOOK.md's table and
-  API.md's ports) onto the port the server listens on, run the backend their name says,
+  the README's port table) onto the port the server listens on, run the backend their name says,
   `restart: always`, `init: true`, a healthcheck that asks /health and passes only on
   "status":"ok", a named volume on /data;
 - the volumes are named lab25-wal-data, lab25-nowal-data, lab25-sled-data and
