@@ -501,11 +501,16 @@ function renderStats(b) {
 
 // A replicated store's members: who leads, the Raft term and index, each member's health.
 function renderCluster(root, c) {
+  // The pid and restarts are those of the walab server in front of the cluster: the lab
+  // restarts a killed member too, and those restarts are not counted there.
+  setText(el(root, 'restarts').previousElementSibling, 'Server restarts by the lab');
+  setText(el(root, 'pid').previousElementSibling, 'Server process id, up for');
   const members = Array.isArray(c.members) ? c.members : [];
   const healthy = members.filter((m) => m.healthy).length;
+  // raft_index is the leader's: without a leader there is none to show (the stats say 0).
   const raft = [c.raft_term === undefined ? null : `term ${c.raft_term}`,
-    c.raft_index === undefined ? null : `index ${c.raft_index}`].filter(Boolean).join(', ');
-  setText(el(root, 'etcd-leader'), `${c.leader || 'none (an election is under way)'}${raft ? ` (${raft})` : ''}`);
+    c.raft_index === undefined || !c.leader ? null : `index ${c.raft_index}`].filter(Boolean).join(', ');
+  setText(el(root, 'etcd-leader'), `${c.leader || 'none: an election is under way'}${raft ? ` (${raft})` : ''}`);
   const list = el(root, 'etcd-members');
   list.setAttribute('aria-label', `${healthy} of ${members.length} members healthy`);
   const key = JSON.stringify(members.map((m) => [m.name, m.healthy, m.is_leader, m.error]));
