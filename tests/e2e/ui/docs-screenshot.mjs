@@ -1,11 +1,15 @@
 // tests/e2e/ui/docs-screenshot.mjs: make docs/lab-page.png, the README's picture of the page.
 //
-// Against a running lab (UI_URL), it keeps a load of writes and reads on all three stores
-// for LOAD_SECONDS (default 120) with the page open, so the charts have a shape,
-// then runs the durability demo and takes a 1280-wide screenshot down to the WAL viewer.
+// Against a running lab (UI_URL), it keeps a load of writes and reads on every store the
+// lab lists in /lab.json (three, or four with --etcd) for LOAD_SECONDS (default 120) with
+// the page open, so the charts have a shape, then runs the durability demo and takes a
+// 1280-wide screenshot down to the WAL viewer.
 //
 //   walab lab --data-dir /tmp/lab-docs &     # then:
 //   UI_URL=http://127.0.0.1:8000/ PROFILE_DIR=$(mktemp -d) node tests/e2e/ui/docs-screenshot.mjs
+//
+// SCREENSHOT=path writes it elsewhere than docs/lab-page.png (the README's picture, of a
+// lab without --etcd).
 
 import http from 'node:http';
 import { chromium } from 'playwright-core';
@@ -27,8 +31,9 @@ const context = await chromium.launchPersistentContext(profile, {
 });
 const page = context.pages()[0] || (await context.newPage());
 page.on('crash', () => console.error(`the page crashed at ${new Date().toISOString()}`));
+const backends = (await (await fetch(new URL('lab.json', url))).json()).backends.map((e) => e.backend);
 await page.goto(url);
-await page.waitForSelector('#store-sled .health[data-state="up"]', { timeout: 30000 });
+for (const b of backends) await page.waitForSelector(`#store-${b} .health[data-state="up"]`, { timeout: 60000 });
 
 // The load comes from here, not from the page (Chromium's own fetch misbehaves after a
 // minute or two of hundreds of requests a second): a few writers and readers per store,
@@ -58,18 +63,18 @@ const worker = async (b, w) => {
     await new Promise((r) => setTimeout(r, 40));
   }
 };
-await Promise.all(['wal', 'memory', 'sled'].flatMap((b) => [worker(b, 1), worker(b, 2)]));
+await Promise.all(backends.flatMap((b) => [worker(b, 1), worker(b, 2)]));
 console.log(`load answers: ${JSON.stringify(outcomes)}`);
 
 console.log('durability demo');
 await page.getByRole('button', { name: 'Run the durability demo' }).click();
 await page.waitForSelector('#demo-results[data-state="done"]', { timeout: 90000 });
-await page.getByRole('button', { name: 'Write keys to all three' }).click();
+await page.click('#write-all');
 await page.waitForTimeout(4500);
 const wal = await page.locator('.wal-viewer').boundingBox();
 await page.screenshot({ path: out, clip: { x: 0, y: 0, width: 1280, height: Math.round(wal.y + 330) }, fullPage: true });
 console.log(`wrote ${out}`);
-for (const b of ['wal', 'memory', 'sled']) {
+for (const b of backends) {
   const row = page.locator(`#demo-${b}`);
   console.log(`${b}: acknowledged ${await row.getAttribute('data-acked')}, came back ${await row.getAttribute('data-back')}`);
 }
