@@ -28,6 +28,16 @@
 #    from each.
 # 8. `docker compose down -v` leaves no container, network or lab25-* volume (nor any other
 #    volume that was not there before).
+# 9. The profile etcd, on a fresh stack: `docker compose --profile etcd up --build -d`;
+#    etcd-1..3 and kv-etcd healthy, 8004's /admin/stats shows the three members healthy and
+#    a leader; 20 writes to 8004; ?mode=leader and ?mode=all-members answer 400 with the
+#    `docker compose kill etcd-1` hint; `docker compose kill` of the leader (named by
+#    /admin/stats' .etcd.leader) while a writer writes one key after another: a new leader,
+#    writes acknowledged again (the stall measured), every acknowledged key there with its
+#    value; `docker compose start` of the old leader: healthy again, its own copy
+#    (a serializable count) holds the cluster's keys; POST /admin/crash on 8004, timed like
+#    the other crashes: every acknowledged key still there; Prometheus scrapes kv-etcd;
+#    `docker compose --profile etcd down -v` leaves nothing. About 30 s.
 #
 # Every docker command this script runs for the runbook must appear as typed in RUNBOOK.md's
 # Docker part (checked first). Each step is timed; a table closes the run.
@@ -47,7 +57,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 seed=${SEED_RUNBOOK:-$repo/../shared/seed-runbook.md}
 runbook="$repo/RUNBOOK.md"
 HEALTHY_WITHIN_S=60
-PORTS=(8001 8002 8003 9090)
+PORTS=(8001 8002 8003 8004 9090)
 STORES=(kv-wal kv-memory kv-sled)
 declare -A PORT_OF=([kv-wal]=8001 [kv-memory]=8002 [kv-sled]=8003)
 
@@ -108,10 +118,10 @@ cleanup() {
   set +e
   if [ "$rc" != 0 ] && [ "$stack_up" = 1 ]; then
     say "--- docker compose ps -a, and the last log lines ---" >&2
-    (cd "$repo" && docker compose ps -a && docker compose logs --tail 30) >&2 2> /dev/null
+    (cd "$repo" && docker compose --profile etcd ps -a && docker compose --profile etcd logs --tail 30) >&2 2> /dev/null
   fi
   if [ "$stack_up" = 1 ] && ! { [ "$rc" != 0 ] && [ "${E2E_KEEP:-}" = 1 ]; }; then
-    (cd "$repo" && docker compose --profile k6 down -v --remove-orphans > /dev/null 2>&1)
+    (cd "$repo" && docker compose --profile k6 --profile etcd down -v --remove-orphans > /dev/null 2>&1)
   fi
   if [ -n "$dockerd_pid" ]; then
     if [ "$rc" != 0 ] && [ "${E2E_KEEP:-}" = 1 ]; then
@@ -202,6 +212,16 @@ for cmd in "${TYPED[@]}"; do
   grep -qE "^$cmd( |$)" "$tmp/docker-part.sh" || die "RUNBOOK.md's Docker part does not type '$cmd'"
 done
 ok "RUNBOOK.md's Docker part types each command run here (${#TYPED[@]})"
+# The profile etcd's commands: anywhere in a sh block of the section.
+awk '/^### The Compose stack/ { on = 1; next } on && /^(---|## |### )/ { exit }
+     on && /^```sh/ { inblock = 1; next } inblock && /^```/ { inblock = 0; next } inblock { print }' \
+  "$runbook" > "$tmp/compose-section.sh"
+TYPED_ETCD=("docker compose --profile etcd up --build -d" "docker compose kill etcd-1"
+  "docker compose start etcd-1" "docker compose --profile etcd down -v")
+for cmd in "${TYPED_ETCD[@]}"; do
+  grep -qE "^$cmd( |$)" "$tmp/compose-section.sh" || die "RUNBOOK.md's Compose section does not type '$cmd'"
+done
+ok "RUNBOOK.md's Compose section types the profile etcd's commands run here (${#TYPED_ETCD[@]}; the kill and start of whichever member leads)"
 
 copy=$repo/tests/e2e/docker-path-blocks.md
 if [ -f "$seed" ]; then
@@ -283,13 +303,14 @@ volumes_before=$(docker volume ls -q | grep -v '^lab25-' | sort || true)
 run_block check-docker
 out_of check-docker | grep -qx "Docker is running" || die "check-docker did not say Docker is running"
 run_block clean-previous
-# The seed's clean-previous predates sled; `down -v` takes every volume of the project.
-docker compose --profile k6 down -v --remove-orphans > /dev/null 2>&1 || true
+# The seed's clean-previous predates sled; `down -v` takes every volume of the project (and
+# those of the profile etcd, which only a `down` that names the profile removes).
+docker compose --profile k6 --profile etcd down -v --remove-orphans > /dev/null 2>&1 || true
 left=$(docker volume ls -q | grep '^lab25-' || true)
 [ -z "$left" ] || die "volumes left from an earlier lab25 stack: $left (remove them: docker volume rm $left)"
 for port in "${PORTS[@]}"; do
   if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
-    die "port $port is in use: the stack publishes 8001-8003 and 9090 (is walab lab running?)"
+    die "port $port is in use: the stack publishes 8001-8003 and 9090, and 8004 with the profile etcd (is walab lab running?)"
   fi
 done
 ok "no lab25 containers or volumes; ports ${PORTS[*]} free"
@@ -559,6 +580,205 @@ extra_v=$(comm -13 <(printf '%s\n' "$volumes_before" | sed '/^$/d') <(printf '%s
 [ -z "$extra_v" ] || die "volumes left that were not there before: $extra_v"
 ok "no lab25 container, network or volume left, and no other new volume"
 # Each build leaves the per-service copies of walab:local untagged; drop this project's.
+docker image prune -f --filter label=com.docker.compose.project=lab25 > /dev/null
+
+# ---------------------------------------------------------------------------------------
+# The profile etcd: etcd-1..3 and kv-etcd (walab's etcd backend) on 8004, on a fresh stack.
+
+ETCD_MEMBERS=(etcd-1 etcd-2 etcd-3)
+PORT_OF[kv-etcd]=8004
+step "docker compose --profile etcd up --build -d: etcd-1..3 and kv-etcd healthy within $HEALTHY_WITHIN_S s"
+stack_up=1
+etcd_up_started=$(now)
+if ! docker compose --profile etcd up --build -d > "$tmp/up-etcd.log" 2>&1; then
+  tail -n 60 "$tmp/up-etcd.log" >&2
+  die "docker compose --profile etcd up --build -d failed"
+fi
+grep -vE '^(#[0-9]+ |$)' "$tmp/up-etcd.log" || true
+say "   --profile etcd up --build -d returned after $(secs_since "$etcd_up_started") s"
+deadline=$(($(date +%s) + HEALTHY_WITHIN_S))
+while :; do
+  not_yet=()
+  for s in "${ETCD_MEMBERS[@]}" kv-etcd "${STORES[@]}"; do
+    id=$(cid_of "$s")
+    [ -n "$id" ] && [ "$(docker inspect --format '{{ .State.Health.Status }}' "$id")" = healthy ] || not_yet+=("$s")
+  done
+  [ "${#not_yet[@]}" = 0 ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || {
+    docker compose --profile etcd ps
+    die "not healthy within $HEALTHY_WITHIN_S s: ${not_yet[*]}"
+  }
+  sleep 0.5
+done
+docker compose --profile etcd ps | tee "$tmp/ps-etcd.txt"
+for s in "${ETCD_MEMBERS[@]}" kv-etcd; do
+  grep -E "^lab25-$s-1 .*\(healthy\)" "$tmp/ps-etcd.txt" > /dev/null || die "docker compose ps does not show $s healthy"
+done
+CID[kv-etcd]=$(cid_of kv-etcd)
+ok "etcd-1, etcd-2, etcd-3 and kv-etcd healthy (and the three stores) $(secs_since "$etcd_up_started") s after up"
+etcd_stats() { curl -sf --max-time 5 http://127.0.0.1:8004/admin/stats; }
+[ "$(curl -sf --max-time 5 http://127.0.0.1:8004/health | jq -r '.status + " " + .backend')" = "ok etcd" ] ||
+  die "8004's /health is not ok from the etcd backend"
+etcd_stats | jq -c '.etcd | {leader, members: [.members[] | {name, healthy, is_leader}]}' | sed 's/^/   | /' || true
+[ "$(etcd_stats | jq -c '[.etcd.members[] | select(.healthy) | .name] | sort')" = '["etcd-1","etcd-2","etcd-3"]' ] ||
+  die "8004's /admin/stats does not show etcd-1, etcd-2, etcd-3 healthy"
+leader=$(etcd_stats | jq -r '.etcd.leader // empty')
+[[ " ${ETCD_MEMBERS[*]} " == *" $leader "* ]] || die "8004's /admin/stats names no leader among the members ('$leader')"
+ok "8004 is walab's etcd backend; /admin/stats: three healthy members, named as their services; $leader leads"
+
+# ---------------------------------------------------------------------------------------
+step "writes to 8004; ?mode=leader and ?mode=all-members answer 400 with the docker compose hint"
+acked="$tmp/etcd-acked.txt" # one line per acknowledged write: key n
+: > "$acked"
+etcd_put() { # KEY N: 0 when the write was acknowledged (2xx)
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST http://127.0.0.1:8004/kv \
+    -H 'Content-Type: application/json' -d "{\"key\":\"$1\",\"value\":{\"n\":$2}}") || code=000
+  [ "${code:0:1}" = 2 ]
+}
+for i in $(seq 1 20); do
+  etcd_put "etcd-a-$i" "$i" || die "8004 did not acknowledge write $i of 20"
+  echo "etcd-a-$i $i" >> "$acked"
+done
+ok "8004 acknowledged 20 writes"
+for mode in leader all-members; do
+  code=$(curl -s -o "$tmp/crash-$mode.json" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:8004/admin/crash?mode=$mode") || true
+  detail=$(jq -r '.detail // empty' "$tmp/crash-$mode.json" 2> /dev/null || true)
+  [ "$code" = 400 ] || die "?mode=$mode answered $code, not 400: $(cat "$tmp/crash-$mode.json")"
+  grep -q "docker compose kill etcd-1" <<< "$detail" || die "?mode=$mode's 400 does not say docker compose kill etcd-1: $detail"
+done
+say "   | $detail"
+ok "?mode=leader and ?mode=all-members: 400, and the answer says to use docker compose kill"
+docker inspect --format '{{ .State.Running }}' "$(docker compose ps -aq "$leader")" | grep -qx true || die "$leader is not running after the 400"
+
+# ---------------------------------------------------------------------------------------
+step "docker compose kill $leader (the leader) while writing: the others elect a leader, writes go on"
+# A writer: one write after another to 8004, each line n, sent, answered, HTTP code.
+writes="$tmp/etcd-writes.txt"
+stop_writer="$tmp/etcd-stop-writer"
+: > "$writes"
+(
+  n=0
+  while [ ! -e "$stop_writer" ]; do
+    n=$((n + 1))
+    sent=$(now)
+    if etcd_put "etcd-w-$n" "$n"; then code=ok; else code=failed; fi
+    printf '%s %s %s %s\n' "$n" "$sent" "$(now)" "$code" >> "$writes"
+  done
+) &
+writer_pid=$!
+sleep 1
+[ "$(grep -c ' ok$' "$writes")" -gt 0 ] || die "the writer got no write acknowledged before the kill"
+killed_at=$(now)
+docker compose kill "$leader"
+kill_returned=$(now)
+# Writes are acknowledged again once a new leader is elected: wait for 20 acknowledged
+# writes sent after the kill (at most 30 s), then stop the writer.
+deadline=$(($(date +%s) + 30))
+while [ "$(awk -v k="$kill_returned" '$2 > k && $4 == "ok"' "$writes" | wc -l)" -lt 20 ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || {
+    touch "$stop_writer"
+    wait "$writer_pid"
+    die "fewer than 20 writes acknowledged within 30 s of the kill of the leader"
+  }
+  sleep 0.2
+done
+touch "$stop_writer"
+wait "$writer_pid"
+awk '$4 == "ok" { print "etcd-w-" $1, $1 }' "$writes" >> "$acked"
+read -r n_sent n_ok n_failed n_after stall first_after < <(awk -v k="$killed_at" -v r="$kill_returned" '
+  { sent++ }
+  $4 == "ok" { ok++; if (last != "" && $3 - last > gap && $3 > k) gap = $3 - last; last = $3
+               if ($2 > r) { after++; if (first == "") first = $3 - r } }
+  $4 != "ok" { failed++ }
+  END { printf "%d %d %d %d %.2f %.2f\n", sent, ok, failed, after, gap, first }' "$writes")
+say "   $n_sent writes sent during the test: $n_ok acknowledged ($n_after sent after the kill), $n_failed not (an error or no answer within 5 s: not acknowledged, so they may or may not have applied)"
+say "   writes stalled ${stall} s (the longest gap between two acknowledgements, across the kill); the first write sent after the kill was acknowledged ${first_after} s after it"
+[ "$(docker inspect --format '{{ .State.Running }}' "$(docker compose ps -aq "$leader")")" = false ] || die "$leader is running again"
+for _ in $(seq 1 50); do
+  new_leader=$(etcd_stats | jq -r '.etcd.leader // empty' 2> /dev/null || true)
+  [ -n "$new_leader" ] && [ "$new_leader" != "$leader" ] && break
+  sleep 0.2
+done
+[ -n "$new_leader" ] && [ "$new_leader" != "$leader" ] || die "8004's /admin/stats names no new leader ('$new_leader')"
+etcd_stats | jq -c '.etcd | {leader, members: [.members[] | {name, healthy, is_leader}]}' | sed 's/^/   | /' || true
+[ "$(etcd_stats | jq -r --arg m "$leader" '.etcd.members[] | select(.name == $m) | .healthy')" = false ] ||
+  die "8004's /admin/stats does not show $leader unhealthy"
+ok "$leader killed (Docker leaves it down: a kill is a stop); $new_leader leads now; $n_after writes acknowledged after the kill"
+
+# every_acked_key WHAT: every acknowledged key is on 8004 with the value written.
+every_acked_key() {
+  curl -sf --max-time 10 'http://127.0.0.1:8004/kv?prefix=etcd-' > "$tmp/etcd-kv.json" || die "GET /kv on 8004 failed ($1)"
+  local result
+  result=$(python3 - "$acked" "$tmp/etcd-kv.json" << 'EOF'
+import json, sys
+acked = [line.split() for line in open(sys.argv[1]) if line.strip()]
+data = json.load(open(sys.argv[2]))["data"]
+missing = [k for k, n in acked if data.get(k) != {"n": int(n)}]
+print(len(acked), len(data), len(missing), " ".join(missing[:5]))
+EOF
+  )
+  read -r n_acked n_there n_missing first_missing <<< "$result"
+  [ "$n_missing" = 0 ] || die "$1: $n_missing of $n_acked acknowledged writes missing or changed on 8004: $first_missing ..."
+  ok "$1: all $n_acked acknowledged writes are on 8004 with their values ($n_there keys under etcd-)"
+}
+every_acked_key "after the kill of the leader"
+
+# ---------------------------------------------------------------------------------------
+step "docker compose start $leader: it rejoins and catches up"
+docker compose start "$leader"
+deadline=$(($(date +%s) + HEALTHY_WITHIN_S))
+until [ "$(docker inspect --format '{{ .State.Health.Status }}' "$(docker compose ps -aq "$leader")")" = healthy ] &&
+  [ "$(etcd_stats | jq -c '[.etcd.members[] | select(.healthy) | .name] | sort' 2> /dev/null)" = '["etcd-1","etcd-2","etcd-3"]' ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || die "$leader not healthy again within $HEALTHY_WITHIN_S s of docker compose start"
+  sleep 0.5
+done
+# Its own copy, read locally (serializable: no quorum asked): the cluster's keys.
+cluster_count=$(curl -sf --max-time 10 'http://127.0.0.1:8004/kv' | jq -r .count)
+for _ in $(seq 1 50); do
+  local_count=$(docker compose exec -T "$leader" etcdctl get walab/ --prefix --count-only \
+    --consistency=s -w fields 2> /dev/null | awk '$1 == "\"Count\"" { print $3 }' || true)
+  [ "$local_count" = "$cluster_count" ] && break
+  sleep 0.2
+done
+[ "$local_count" = "$cluster_count" ] || die "$leader holds $local_count keys, the cluster $cluster_count"
+ok "$leader healthy again, the three members healthy; its own copy holds the cluster's $cluster_count keys"
+
+# ---------------------------------------------------------------------------------------
+step "POST /admin/crash on 8004: kv-etcd restarts, the data is in etcd"
+before_crash kv-etcd
+crash_status=$(curl -s --max-time 5 -X POST http://127.0.0.1:8004/admin/crash | jq -r .status)
+reply=$(now)
+[ "$crash_status" = crashing ] || die "kv-etcd's crash reply says '$crash_status'"
+after_crash kv-etcd "$reply"
+every_acked_key "after the crash of kv-etcd"
+
+# ---------------------------------------------------------------------------------------
+step "Prometheus: kv-etcd scraped (job walab-etcd)"
+for _ in $(seq 1 60); do
+  got=$(promq 'up{job="walab-etcd"} == 1' 2> /dev/null | jq -c '[.data.result[].metric.instance]' 2> /dev/null || true)
+  [ "$got" = '["kv-etcd:8000"]' ] && break
+  sleep 0.5
+done
+[ "$got" = '["kv-etcd:8000"]' ] || die "Prometheus: up == 1 for $got in job walab-etcd, want kv-etcd:8000"
+etcd_series=$(promq 'count({instance="kv-etcd:8000", backend="etcd", __name__=~"walab_.+"})' | jq -r '.data.result[0].value[1] // "0"')
+[ "$etcd_series" -gt 0 ] || die "Prometheus has no walab_* series from kv-etcd"
+ok "up{job=\"walab-etcd\"} == 1 for kv-etcd:8000; $etcd_series walab_* series labelled backend=etcd"
+
+# ---------------------------------------------------------------------------------------
+step "docker compose --profile etcd down -v"
+docker compose --profile etcd down -v
+stack_up=0
+left_c=$(docker ps -aq --filter label=com.docker.compose.project=lab25)
+left_n=$(docker network ls -q --filter label=com.docker.compose.project=lab25)
+left_v=$(docker volume ls -q | grep '^lab25-' || true)
+volumes_after=$(docker volume ls -q | sort)
+[ -z "$left_c" ] || die "containers left: $left_c"
+[ -z "$left_n" ] || die "network left: lab25_default"
+[ -z "$left_v" ] || die "volumes left: $left_v"
+extra_v=$(comm -13 <(printf '%s\n' "$volumes_before" | sed '/^$/d') <(printf '%s\n' "$volumes_after" | sed '/^$/d'))
+[ -z "$extra_v" ] || die "volumes left that were not there before: $extra_v"
+ok "no lab25 container, network or volume left (lab25-etcd-1..3-data gone), and no other new volume"
 docker image prune -f --filter label=com.docker.compose.project=lab25 > /dev/null
 step_done
 
