@@ -4,7 +4,7 @@
 //! Why not a client crate: etcd's native client is gRPC, and the Rust gRPC clients build
 //! their protobuf code with `protoc`, which a fresh machine does not have; the gateway is
 //! etcd's documented JSON API over plain HTTP/1.1, and the backend trait is synchronous, so
-//! a few hundred lines over `TcpStream` do it without a second HTTP stack or runtime.
+//! about 500 lines over `TcpStream` do it without a second HTTP stack or runtime.
 //!
 //! Failover: a request goes to the endpoint that answered last. When that one cannot be
 //! reached (a member that was just killed), the next is tried, but only when no byte of an
