@@ -417,7 +417,7 @@ after_block() {
       ;;
     show-urls) grep -q 'localhost:3001' "$outdir/$1.txt" && grep -q 'localhost:9090' "$outdir/$1.txt" || die "show-urls lost the Compose stack's URLs" ;;
     show-metrics)
-      grep -q '^# \(HELP\|TYPE\) walab_' "$outdir/$1.txt" || die "/metrics did not look like Prometheus text"
+      grep -q '^# TYPE [a-z_]* \(counter\|gauge\|histogram\)$' "$outdir/$1.txt" || die "/metrics did not look like Prometheus text"
       [ "$(grep -c '^walab_process_restarts' "$outdir/$1.txt")" = 3 ] || die "walab_process_restarts missing on some port"
       grep -q '^walab_wal_appends_total{backend="wal"}' "$outdir/$1.txt" || die "the WAL's metrics are missing on 8001"
       ok "/metrics answers Prometheus text on all three ports"
