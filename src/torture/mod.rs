@@ -565,12 +565,8 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
 /// A three-member etcd cluster of the torture's own, on free ports, data under `dir/etcd`.
 fn start_cluster(dir: &std::path::Path) -> Result<LocalCluster, String> {
     let bin = cluster::find_etcd()?;
-    let ports = (0..6)
-        .map(|_| free_port())
-        .collect::<std::io::Result<Vec<u16>>>()
+    let spec = ClusterSpec::on_free_ports(&dir.join("etcd"), 3)
         .map_err(|e| format!("no free port: {e}"))?;
-    let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
-    let spec = ClusterSpec::new(&dir.join("etcd"), &pairs);
     println!(
         "torture: etcd cluster on {} (logs in {})",
         spec.endpoints().join(", "),

@@ -8,7 +8,6 @@
 //! Without one the etcd part says so and passes, unless `WALAB_REQUIRE_ETCD=1` (which
 //! `.ci/run` sets after installing etcd), where it fails.
 
-use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -173,17 +172,6 @@ fn config(kind: BackendKind, dir: &std::path::Path) -> BackendConfig {
     }
 }
 
-/// Free loopback ports (bound and released: a small race, fine for a test).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr").port())
-        .collect()
-}
-
 /// A three-member cluster of the real etcd, or `None` (with a note) when there is none.
 fn etcd_cluster(dir: &std::path::Path) -> Option<LocalCluster> {
     let bin = match cluster::find_etcd() {
@@ -194,9 +182,7 @@ fn etcd_cluster(dir: &std::path::Path) -> Option<LocalCluster> {
         }
         Err(why) => panic!("WALAB_REQUIRE_ETCD is set: {why}"),
     };
-    let ports = free_ports(6);
-    let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
-    let spec = ClusterSpec::new(dir, &pairs);
+    let spec = ClusterSpec::on_free_ports(dir, 3).expect("free ports");
     Some(LocalCluster::start(spec, bin, Duration::from_secs(30)).expect("the cluster starts"))
 }
 

@@ -63,6 +63,22 @@ impl ClusterSpec {
         }
     }
 
+    /// `members` members on free loopback ports (client and peer each), data under
+    /// `dir/etcd-N`: for tests and torture, which run beside whatever else is running.
+    /// Every port is held until all are chosen, so none is handed out twice; another
+    /// process may still take one before the member binds it.
+    pub fn on_free_ports(dir: &Path, members: usize) -> std::io::Result<ClusterSpec> {
+        let listeners = (0..2 * members)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let ports = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<std::io::Result<Vec<u16>>>()?;
+        let pairs: Vec<(u16, u16)> = ports.chunks(2).map(|p| (p[0], p[1])).collect();
+        Ok(ClusterSpec::new(dir, &pairs))
+    }
+
     /// The URLs clients use: `ETCD_ENDPOINTS`.
     pub fn endpoints(&self) -> Vec<String> {
         self.members
