@@ -263,10 +263,8 @@ impl LocalCluster {
     /// The index of the member that leads now, as the members see it.
     pub fn leader(&self) -> Option<usize> {
         let gateway = Gateway::new(&self.spec.endpoints(), Duration::from_secs(2)).ok()?;
-        let members = gateway.members().ok()?;
-        let status = gateway.status().ok()?;
-        let name = members.iter().find(|m| m.id == status.leader)?.name.clone();
-        self.spec.members.iter().position(|m| m.name == name)
+        let leader = gateway.leader().ok()??;
+        self.spec.members.iter().position(|m| m.name == leader.name)
     }
 
     /// Wait until a write goes through.

@@ -253,6 +253,16 @@ impl Gateway {
         Ok(list.members)
     }
 
+    /// The member that leads now, as whichever member answers sees it; `None` during an
+    /// election.
+    pub fn leader(&self) -> Result<Option<Member>, StoreError> {
+        let members = self.members()?;
+        let status = self.status()?;
+        Ok(members
+            .into_iter()
+            .find(|m| status.leader != 0 && m.id == status.leader))
+    }
+
     /// One member's own status, asked at `url` within `timeout`.
     pub fn status_of(&self, url: &str, timeout: Duration) -> Result<StatusAnswer, StoreError> {
         let answer = self

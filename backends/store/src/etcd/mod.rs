@@ -170,16 +170,11 @@ impl EtcdBackend {
 
     /// The member that leads now.
     fn leader(&self) -> Result<gateway::Member, StoreError> {
-        let members = self.gateway.members()?;
-        let status = self.gateway.status()?;
-        members
-            .into_iter()
-            .find(|m| m.id == status.leader && status.leader != 0)
-            .ok_or_else(|| {
-                StoreError::Storage(
-                    "the etcd cluster has no leader right now (an election is running); try again in a second".into(),
-                )
-            })
+        self.gateway.leader()?.ok_or_else(|| {
+            StoreError::Storage(
+                "the etcd cluster has no leader right now (an election is running); try again in a second".into(),
+            )
+        })
     }
 
     fn describe(&self) -> EtcdStats {
