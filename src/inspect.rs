@@ -34,6 +34,9 @@ pub fn run(dir: &Path, records: bool, json: bool) -> ExitCode {
                 f.damage.len(),
                 dir.display()
             );
+            for place in &f.damage {
+                eprintln!("  {place}");
+            }
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -148,6 +151,7 @@ fn segment(s: &SegmentFinding, with_records: bool) -> Value {
         "record_count": s.record_count,
         "first_sequence": s.sequences.map(|(a, _)| a),
         "last_sequence": s.sequences.map(|(_, b)| b),
+        "missing_before": s.missing_before.map(|(a, b)| json!({"first": a, "last": b})),
         "end": end,
     });
     if with_records {

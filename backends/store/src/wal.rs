@@ -317,6 +317,10 @@ pub struct RecoveryStats {
     pub unfinished_checkpoint: bool,
     /// Where the torn tail began.
     pub torn_at: Option<TornAt>,
+    /// Sequence numbers no file held, cut off with everything after them
+    /// (`RECOVERY_MODE=point-in-time` only; the other modes refuse to start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_entries: Option<MissingEntries>,
     /// The last sequence number recovered.
     pub last_sequence: u64,
 }
@@ -330,6 +334,15 @@ pub struct SnapshotStats {
     pub bytes: u64,
     /// Its keys.
     pub keys: u64,
+}
+
+/// Sequence numbers that were in no file.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingEntries {
+    /// The first missing one.
+    pub first: u64,
+    /// The last missing one.
+    pub last: u64,
 }
 
 /// Where a torn tail began.
@@ -403,6 +416,9 @@ impl WalStats {
                     file: f.display().to_string(),
                     offset: *o,
                 }),
+                missing_entries: r
+                    .missing_records
+                    .map(|(first, last)| MissingEntries { first, last }),
                 last_sequence: r.last_sequence,
             },
             poisoned: s.poisoned.clone(),

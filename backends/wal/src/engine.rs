@@ -284,13 +284,9 @@ impl Engine {
         // Counted from sequence numbers, not by reading: every number after the checkpoint
         // up to `applied` is exactly one record in these files. Numbers are handed out one
         // by one; a batch that fails poisons the engine, so nothing after it is applied;
-        // recovery goes on numbering after the last record it kept. The one exception is
-        // a directory that lost files (the oldest segment is named past the checkpoint):
-        // numbers below that name are in no file, so counting starts at it.
-        let oldest = files
-            .first()
-            .map_or(after, |f| f.first_sequence.saturating_sub(1));
-        let total = applied.saturating_sub(after.max(oldest));
+        // recovery goes on numbering after the last record it kept, and refuses a directory
+        // whose files skip numbers.
+        let total = applied.saturating_sub(after);
         let mut newest_first = Vec::new();
         let mut bytes = 0usize;
         'segments: for f in files.iter().rev() {

@@ -32,6 +32,25 @@ pub enum Error {
         /// What is wrong there.
         reason: String,
     },
+    /// Records the log must hold are in no file: the snapshot and the segments do not cover
+    /// every sequence number from 1 to the last (a segment, or the snapshot the oldest
+    /// segment follows, was deleted or lost). One line, since a server prints it as the
+    /// reason it cannot start.
+    #[error(
+        "records {first}..={last} are missing from {}: no snapshot or segment holds them, so a file was deleted or lost before {}; put the file back, or set RECOVERY_MODE=point-in-time to keep only the records before the gap",
+        dir.display(),
+        next.display()
+    )]
+    MissingRecords {
+        /// The data directory.
+        dir: PathBuf,
+        /// The first missing sequence number.
+        first: u64,
+        /// The last missing sequence number.
+        last: u64,
+        /// The file after the gap: the first that holds a record past it.
+        next: PathBuf,
+    },
     /// Writing or syncing this write's batch failed: the write was not applied, and the
     /// engine is now poisoned.
     #[error("the write was not applied: {cause}; the store refuses writes until it is restarted")]

@@ -65,6 +65,9 @@ pub struct SegmentFinding {
     pub sequences: Option<(u64, u64)>,
     /// Every valid record, when they were asked for (else empty).
     pub records: Vec<RecordFinding>,
+    /// Sequence numbers (first, last) that should come before this segment's records but
+    /// are in no file: a segment, or the snapshot, was deleted or lost. Recovery refuses it.
+    pub missing_before: Option<(u64, u64)>,
     /// How it ends.
     pub end: SegmentEnd,
 }
@@ -152,6 +155,16 @@ pub fn walk(dir: &Path, records: bool, report: &mut dyn Report) -> io::Result<Fi
         });
     }
     report.snapshots(&snapshots)?;
+    // Recovery starts from the newest snapshot; from there every sequence number must be
+    // in some segment, one after another.
+    let mut covered = snapshots
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            SnapshotFinding::Valid { sequence, .. } => Some(*sequence),
+            SnapshotFinding::Damaged { .. } => None,
+        })
+        .unwrap_or(0);
     let segs = segment::find(dir, &names);
     for (i, seg) in segs.iter().enumerate() {
         let is_last = i + 1 == segs.len();
@@ -164,6 +177,7 @@ pub fn walk(dir: &Path, records: bool, report: &mut dyn Report) -> io::Result<Fi
             record_count: 0,
             sequences: None,
             records: Vec::new(),
+            missing_before: None,
             end: SegmentEnd::Clean,
         };
         if let Err(reason) = file.header {
@@ -174,6 +188,25 @@ pub fn walk(dir: &Path, records: bool, report: &mut dyn Report) -> io::Result<Fi
             continue;
         }
         let read = file.records();
+        if seg.first_sequence > covered.saturating_add(1) {
+            let missing = (covered + 1, seg.first_sequence - 1);
+            f.damage.push(format!(
+                "records {}..={} are missing before {}: no snapshot or segment holds them (a file was deleted or lost)",
+                missing.0,
+                missing.1,
+                seg.path.display()
+            ));
+            finding.missing_before = Some(missing);
+            covered = seg.first_sequence - 1;
+        }
+        let mut skipped_at = None;
+        for (offset, r) in &read.records {
+            if r.sequence > covered.saturating_add(1) && skipped_at.is_none() {
+                skipped_at = Some(*offset);
+            }
+            covered = covered.max(r.sequence);
+        }
+        covered = covered.max(seg.first_sequence.saturating_sub(1));
         finding.record_count = read.records.len() as u64;
         finding.sequences = read
             .records
@@ -211,6 +244,12 @@ pub fn walk(dir: &Path, records: bool, report: &mut dyn Report) -> io::Result<Fi
                 SegmentEnd::Damaged { offset, reason }
             }
         };
+        if let Some(offset) = skipped_at {
+            f.damage.push(format!(
+                "{} at byte {offset}: sequence number skips: records before it are in no file",
+                seg.path.display()
+            ));
+        }
         report.segment(&finding)?;
     }
     report.summary(&f)?;
@@ -257,6 +296,12 @@ impl Report for Text<'_> {
                 "segment {} DAMAGED at byte 0: {reason}",
                 s.path.display()
             );
+        }
+        if let Some((first, last)) = s.missing_before {
+            writeln!(
+                self.0,
+                "MISSING records {first}..={last}: no snapshot or segment holds them (a file was deleted or lost)"
+            )?;
         }
         writeln!(
             self.0,

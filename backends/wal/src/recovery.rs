@@ -85,6 +85,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
         records_replayed: 0,
         torn_bytes_discarded: 0,
         torn_at: None,
+        missing_records: None,
         unfinished_checkpoint,
         last_sequence: snap_seq,
         duration: Default::default(),
@@ -92,7 +93,7 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
     let mut last_seq = snap_seq;
     let mut lens = Vec::with_capacity(segments.len());
     let mut cut: Option<Cut> = None;
-    for (i, seg) in segments.iter().enumerate() {
+    'segments: for (i, seg) in segments.iter().enumerate() {
         let is_last = i + 1 == segments.len();
         let file =
             reader::read_file(fs.as_ref(), seg, None).map_err(Error::io("read", &seg.path))?;
@@ -101,6 +102,26 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
         if let Err(reason) = file.header {
             let explainable = is_last && !reader::valid_record_in(bytes, 0);
             decide(config.recovery_mode, explainable, seg, 0, reason)?;
+            cut = Some(Cut {
+                segment: i,
+                offset: 0,
+            });
+            lens.push(bytes.len() as u64);
+            break;
+        }
+        // Sequence numbers are handed out one by one, so the segment must start at or
+        // before the next number needed: anything else means records that are in no file.
+        if seg.first_sequence > last_seq + 1 {
+            let (first, last) = (last_seq + 1, seg.first_sequence - 1);
+            if config.recovery_mode != RecoveryMode::PointInTime {
+                return Err(Error::MissingRecords {
+                    dir: dir.to_path_buf(),
+                    first,
+                    last,
+                    next: seg.path.clone(),
+                });
+            }
+            report.missing_records = Some((first, last));
             cut = Some(Cut {
                 segment: i,
                 offset: 0,
@@ -126,6 +147,17 @@ pub(crate) fn recover(fs: Arc<dyn Fs>, config: &Config) -> Result<Recovered> {
             }
             if rec.sequence == u64::MAX {
                 return Err(Error::corrupt(&seg.path, *offset, NO_SEQUENCE_LEFT));
+            }
+            if rec.sequence > last_seq + 1 && rec.sequence > snap_seq {
+                // Within one file no deletion explains it: damage, like a bad checksum.
+                let reason = "sequence number skips: records before it are in no file";
+                decide(config.recovery_mode, false, seg, *offset, reason)?;
+                cut = Some(Cut {
+                    segment: i,
+                    offset: *offset,
+                });
+                lens.push(bytes.len() as u64);
+                break 'segments;
             }
             if rec.sequence > snap_seq {
                 replay(&mut state, rec);

@@ -67,6 +67,9 @@ pub struct RecoveryReport {
     pub torn_bytes_discarded: u64,
     /// Where the cut was made, if one was.
     pub torn_at: Option<(PathBuf, u64)>,
+    /// Sequence numbers (first, last) that no file held, which point-in-time recovery cut
+    /// the log before; the other modes refuse to start instead.
+    pub missing_records: Option<(u64, u64)>,
     /// Whether a crash had cut a checkpoint short (a temporary snapshot, or segments the
     /// snapshot already covered, were left behind and have been cleaned up).
     pub unfinished_checkpoint: bool,

@@ -186,23 +186,31 @@ fn a_checkpoint_never_retries_a_failed_sync() {
 }
 
 #[test]
-fn regression_numbering_goes_on_past_an_empty_last_segment() {
+fn regression_a_lost_snapshot_before_an_empty_last_segment_is_refused() {
     // Found by the recovery_open fuzz target: a directory whose newest segment is empty and
-    // named past every record opened with numbering restarted below it; after a roll-over
-    // the new segment sorted before the old one and the directory could not be reopened.
+    // named past every record opened with numbering restarted below it. The record before
+    // that name is in no file at all, so recovery now refuses the directory instead (a
+    // gap), and point-in-time recovery keeps what precedes the gap: nothing.
     let fs = SimFs::new(10);
     let e = open(&fs, config(SyncPolicy::Always)).unwrap();
     e.set(b"a", b"1").unwrap();
     e.checkpoint().unwrap(); // snapshot at 1, empty segment 2
     let fs = process_crash(&fs, e);
-    // Lose the snapshot: what is left is an empty segment named 2.
     let snap = dir().join("snapshot-00000000000000000001.snap");
     fs.remove_file(&snap);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(e.recovery().last_sequence, 1);
+    match open(&fs, config(SyncPolicy::Always)) {
+        Err(walab_wal::Error::MissingRecords { first, last, .. }) => {
+            assert_eq!((first, last), (1, 1))
+        }
+        other => panic!("expected the lost record to be refused, got {other:?}"),
+    }
+    let pit = config(SyncPolicy::Always).recovery_mode(walab_wal::RecoveryMode::PointInTime);
+    let e = open(&fs, pit).unwrap();
+    assert_eq!(e.recovery().missing_records, Some((1, 1)));
+    assert!(e.is_empty());
     let c = e.set(b"b", b"2").unwrap();
-    assert_eq!(c.sequence, 2, "numbering continues from the segment's name");
     let fs = process_crash(&fs, e);
     let e = open(&fs, config(SyncPolicy::Always)).unwrap();
     assert_eq!(e.get(b"b").as_deref(), Some(&b"2"[..]));
+    assert_eq!(e.recovery().last_sequence, c.sequence);
 }

@@ -80,25 +80,6 @@ fn the_total_matches_counting_the_records_in_the_files() {
 }
 
 #[test]
-fn the_total_does_not_count_numbers_no_file_holds() {
-    // The directory of `regression_numbering_goes_on_past_an_empty_last_segment`: the
-    // snapshot covering record 1 is lost, an empty segment named 2 is left. Numbering goes
-    // on past it, but no file holds record 1.
-    let fs = SimFs::new(72);
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    e.set(b"a", b"1").unwrap();
-    e.checkpoint().unwrap();
-    let fs = process_crash(&fs, e);
-    fs.remove_file(&dir().join("snapshot-00000000000000000001.snap"));
-    let e = open(&fs, config(SyncPolicy::Always)).unwrap();
-    assert_eq!(e.stats().sequence, 1);
-    total_matches_the_files(&e, &fs);
-    e.set(b"b", b"2").unwrap();
-    total_matches_the_files(&e, &fs);
-    assert_eq!(e.log_entries(10, usize::MAX).unwrap().1, 1);
-}
-
-#[test]
 fn the_newest_entries_come_from_the_newest_segments_only() {
     let fs = SimFs::new(73);
     let e = open(&fs, small_segments()).unwrap();
