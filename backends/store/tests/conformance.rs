@@ -269,6 +269,23 @@ fn etcd_keeps_to_its_prefix_and_survives_its_leader() {
         "clear touches our prefix only"
     );
     assert_eq!(theirs.len().unwrap(), 1);
+    // A prefix without its separator is still a namespace: other applications' keys that
+    // merely start with the same letters are neither listed nor cleared.
+    let bare = etcd_backend(&cluster, "walab");
+    let prod = etcd_backend(&cluster, "walab-prod/");
+    let bot = etcd_backend(&cluster, "walabot/");
+    prod.put("config", b"keep").unwrap();
+    bot.put("x", b"keep").unwrap();
+    bare.put("mine", b"1").unwrap();
+    assert_eq!(bare.list().unwrap().len(), 1, "only the lab's own key");
+    assert_eq!(
+        ours.get("mine").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "walab is walab/"
+    );
+    bare.clear().unwrap();
+    assert_eq!(prod.get("config").unwrap().as_deref(), Some(&b"keep"[..]));
+    assert_eq!(bot.get("x").unwrap().as_deref(), Some(&b"keep"[..]));
 
     let stats = ours.stats();
     let etcd = match stats.details {

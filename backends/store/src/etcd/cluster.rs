@@ -7,6 +7,7 @@
 //! `/admin/crash?mode=leader` finds the process to kill.
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,8 +155,34 @@ pub fn find_etcd() -> Result<PathBuf, String> {
         })
 }
 
-/// SIGKILL the member whose pid is in `dir/<name>.pid`, after checking that the pid is an
-/// etcd process (a stale file must not kill whatever reused the pid). Returns the pid.
+/// Write member `name`'s pid to its pid file in `dir`, without following links: a fresh
+/// temporary file (never an existing one, so never a planted link's target) renamed over
+/// the pid file (which replaces a link rather than writing through it).
+pub fn write_pid_file(dir: &Path, name: &str, pid: u32) -> std::io::Result<()> {
+    let file = pid_file(dir, name);
+    let tmp = dir.join(format!(".{name}.pid.{}.tmp", std::process::id()));
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    std::io::Write::write_all(&mut out, pid.to_string().as_bytes())?;
+    drop(out);
+    fs::rename(&tmp, &file)
+}
+
+/// Remove member `name`'s pid file (it stopped); a missing one is fine.
+pub fn remove_pid_file(dir: &Path, name: &str) {
+    let _ = fs::remove_file(pid_file(dir, name));
+}
+
+/// SIGKILL the member whose pid is in `dir/<name>.pid`, after checking that the process is
+/// that member, started beside this one: a pid file can be stale (the pid reused) or
+/// planted, and neither may turn a crash demo into killing someone else's process.
+/// Returns the pid.
 pub fn kill_member(dir: &Path, name: &str) -> Result<u32, String> {
     let file = pid_file(dir, name);
     let pid: u32 = fs::read_to_string(&file)
@@ -163,15 +190,64 @@ pub fn kill_member(dir: &Path, name: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{} does not hold a pid", file.display()))?;
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if !comm.trim().starts_with("etcd") {
-        return Err(format!(
-            "{name} (pid {pid} in {}) is not running",
+    is_member(pid, dir, name).map_err(|why| {
+        format!(
+            "{name}: pid {pid} in {} is not the member the lab started ({why}); not killing it",
             file.display()
-        ));
-    }
+        )
+    })?;
     sigkill(pid).map_err(|e| format!("cannot kill {name} (pid {pid}): {e}"))?;
     Ok(pid)
+}
+
+/// Whether process `pid` is member `name` of the cluster laid out in `dir`: an etcd whose
+/// command line says `--name <name> --data-dir <dir>/<name>`, and whose parent is this
+/// process or this process's parent (the lab or harness that started both).
+fn is_member(pid: u32, dir: &Path, name: &str) -> Result<(), String> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = fs::read(proc_dir.join("cmdline")).map_err(|_| "it is not running".to_owned())?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let program = Path::new(std::ffi::OsStr::from_bytes(args[0]));
+    // `etcd`, or a versioned copy such as `etcd-3.5` (ETCD_BIN).
+    if !program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("etcd"))
+    {
+        return Err(format!("it runs {}, not etcd", program.display()));
+    }
+    let flag = |name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name.as_bytes())
+            .map(|w| PathBuf::from(std::ffi::OsStr::from_bytes(w[1])))
+    };
+    if flag("--name").as_deref() != Some(Path::new(name)) {
+        return Err(format!("its command line does not say --name {name}"));
+    }
+    let data_dir = flag("--data-dir").ok_or("its command line has no --data-dir")?;
+    let cwd = fs::read_link(proc_dir.join("cwd")).unwrap_or_default();
+    let theirs = fs::canonicalize(cwd.join(&data_dir)).unwrap_or(data_dir);
+    let ours = dir.join(name);
+    let ours = fs::canonicalize(&ours).unwrap_or(ours);
+    if theirs != ours {
+        return Err(format!(
+            "its data directory is {}, not {}",
+            theirs.display(),
+            ours.display()
+        ));
+    }
+    let stat = fs::read_to_string(proc_dir.join("stat")).map_err(|_| "it is not running")?;
+    // Field 4, after the command name in parentheses (which may hold spaces).
+    let parent: u32 = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .ok_or("its /proc stat cannot be read")?;
+    let me = std::process::id();
+    if parent != me && parent != std::os::unix::process::parent_id() {
+        return Err(format!("it was started by pid {parent}, not by the lab"));
+    }
+    Ok(())
 }
 
 #[allow(unsafe_code)]
@@ -229,7 +305,7 @@ impl LocalCluster {
             .command(&self.etcd, i)
             .and_then(|mut c| c.spawn())
             .map_err(|e| format!("cannot start {name}: {e}"))?;
-        fs::write(self.spec.pid_file(&name), child.id().to_string())
+        write_pid_file(&self.spec.run_dir, &name, child.id())
             .map_err(|e| format!("cannot write {name}'s pid file: {e}"))?;
         self.children[i] = Some(child);
         Ok(())
@@ -241,6 +317,7 @@ impl LocalCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+        remove_pid_file(&self.spec.run_dir, &self.spec.members[i].name);
     }
 
     /// Restart every member that is not running (killed here or through its pid file).

@@ -129,11 +129,8 @@ pub struct EtcdBackend {
 impl EtcdBackend {
     /// Connect to the cluster, waiting up to `patience` for a member to answer.
     pub fn connect(settings: EtcdSettings, patience: Duration) -> Result<Self, StoreError> {
-        if settings.prefix.is_empty() {
-            return Err(StoreError::Invalid(
-                "ETCD_PREFIX must not be empty: clear would delete every key in the cluster".into(),
-            ));
-        }
+        let mut settings = settings;
+        settings.prefix = namespace(&settings.prefix)?;
         let gateway = Gateway::new(&settings.endpoints, CALL_TIMEOUT)?;
         let started = Instant::now();
         let members = loop {
@@ -249,6 +246,23 @@ impl EtcdBackend {
         }
         Ok(killed)
     }
+}
+
+/// `ETCD_PREFIX` as a namespace: it ends in `/`, so the lab's range cannot reach another
+/// application's keys that merely start with the same letters (`walab` would otherwise list
+/// and clear `walab-prod/config` and `walabot/x`). Empty is refused: the range would be
+/// every key in the cluster.
+fn namespace(prefix: &str) -> Result<String, StoreError> {
+    if prefix.is_empty() {
+        return Err(StoreError::Invalid(
+            "ETCD_PREFIX must not be empty: clear would delete every key in the cluster".into(),
+        ));
+    }
+    Ok(if prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    })
 }
 
 /// The first key after every key that starts with `prefix` (etcd's `--prefix` range end).
@@ -459,6 +473,19 @@ mod tests {
         assert_eq!(prefix_end(b"walab/"), b"walab0");
         assert_eq!(prefix_end(b"a\xff"), b"b");
         assert_eq!(prefix_end(b"\xff\xff"), b"\0");
+    }
+
+    #[test]
+    fn a_prefix_is_a_namespace_ending_in_a_separator() {
+        assert_eq!(namespace("walab").unwrap(), "walab/");
+        assert_eq!(namespace("walab/").unwrap(), "walab/");
+        assert_eq!(namespace("team/walab").unwrap(), "team/walab/");
+        let ours = namespace("walab").unwrap();
+        let end = prefix_end(ours.as_bytes());
+        for other in ["walab-prod/config", "walabot/x", "walab"] {
+            let inside = other.as_bytes() >= ours.as_bytes() && other.as_bytes() < &end[..];
+            assert!(!inside, "{other} is outside the lab's range");
+        }
     }
 
     #[test]
