@@ -87,6 +87,9 @@ pub struct Config {
     pub otel_sdk_disabled: bool,
     /// `WALAB_RESTARTS`: how many times `walab lab` has restarted this process.
     pub restarts: u64,
+    /// `WALAB_HEALTH_SOCKET`: a Unix socket the lab's probe asks `/health` on, so it never
+    /// competes with the public's connections (set by `walab lab`).
+    pub health_socket: Option<PathBuf>,
     /// How long a client may take and how much it may hold (`MAX_CONNECTIONS`,
     /// `HEADER_TIMEOUT_MS`, `BODY_TIMEOUT_MS`, `REQUEST_TIMEOUT_MS`, `MAX_HEADER_BYTES`,
     /// `MAX_BODY_BYTES_IN_FLIGHT`).
@@ -311,6 +314,10 @@ struct ObservabilityArgs {
     #[arg(long, env, default_value_t = 0)]
     #[arg(value_parser = whole("a whole number (set by `walab lab`)"))]
     walab_restarts: u64,
+    /// A Unix socket where the server also answers, outside MAX_CONNECTIONS: the lab's
+    /// health probe (set by `walab lab`).
+    #[arg(long, env, value_parser = text)]
+    walab_health_socket: Option<String>,
 }
 
 /// `ALLOWED_ORIGINS`, parsed.
@@ -622,6 +629,10 @@ impl Config {
             otlp_endpoint: t.otel_exporter_otlp_endpoint.filter(|e| !e.is_empty()),
             otel_sdk_disabled: t.otel_sdk_disabled,
             restarts: t.walab_restarts,
+            health_socket: t
+                .walab_health_socket
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from),
             limits: Limits {
                 max_connections: usize_of(l.max_connections),
                 header_timeout: Duration::from_millis(l.header_timeout_ms),

@@ -227,6 +227,7 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
                 probe_host: cluster.host.clone(),
                 port: m.client_port,
                 data_dir: m.data_dir.clone(),
+                health_socket: None,
             });
         }
         server_env.push(("ETCD_ENDPOINTS".to_owned(), cluster.endpoints().join(",")));
@@ -235,6 +236,7 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             cluster.run_dir.display().to_string(),
         ));
     }
+    let run_dir = own_run_dir(&options.data_dir)?;
     for (kind, port, _) in wanted {
         let data_dir = options.data_dir.join(kind.as_str());
         std::fs::create_dir_all(&data_dir)
@@ -249,9 +251,33 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             probe_host: probe_host.clone(),
             port,
             data_dir,
+            health_socket: Some(run_dir.join(format!("{kind}.sock"))),
         });
     }
     Ok(specs)
+}
+
+/// `<data dir>/.run`: the lab's own sockets, readable by this user only. A link or a file
+/// there is refused rather than followed.
+fn own_run_dir(data_dir: &std::path::Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = data_dir.join(".run");
+    let made = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir);
+    let meta = made
+        .and_then(|()| std::fs::symlink_metadata(&dir))
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "{} is not a directory (a link?); remove it and start again",
+            dir.display()
+        ));
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Listen for the page's server, unless `--ui-port 0` turned it off.

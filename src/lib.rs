@@ -1,10 +1,10 @@
 //! walab: a lab that shows what a write-ahead log buys you.
 //!
-//! One HTTP server (`walab serve`) speaks the same key-value API over three backends: walab's
-//! own write-ahead log, a map in memory, and sled. `walab lab` runs all three side by side
-//! (ports 8001, 8002, 8003) and restarts whichever one `POST /admin/crash` kills, so the
-//! runbook can show what each one keeps. The HTTP contract is described by
-//! `GET /openapi.json` (`src/openapi.json`) and the README's Endpoints section.
+//! One HTTP server (`walab serve`) speaks the same key-value API over the backends of the
+//! store's catalog: walab's own write-ahead log, a map in memory, sled and etcd. `walab lab`
+//! runs them side by side (ports 8001-8004) and restarts whichever one `POST /admin/crash`
+//! kills, so the runbook can show what each one keeps. The HTTP contract is described by
+//! `GET /openapi.json` (`src/openapi.json`) and docs/api.md.
 //!
 //! # Layout
 //! - [`config`]: `walab serve`'s settings, each a flag with an environment variable behind
@@ -22,7 +22,7 @@
 //! - [`traces`]: OpenTelemetry spans for requests, store operations, WAL steps, recovery
 //!   and checkpoints, exported over OTLP when asked for.
 //! - [`shutdown`]: Ctrl-C / SIGTERM.
-//! - [`lab`]: `walab lab`, the supervisor of three servers.
+//! - [`lab`]: `walab lab`, the supervisor of the servers (and of etcd's members).
 //! - [`inspect`]: `walab inspect`, offline look at a WAL directory.
 //! - [`timefmt`]: RFC 3339 timestamps for `/admin/wal`.
 //! - [`torture`]: `walab torture`, crash cycles under concurrent writers, checked against a model.
@@ -82,6 +82,38 @@ pub enum RunError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
+    /// The lab's health socket could not be made.
+    #[error("cannot listen on the health socket {}: {source}", path.display())]
+    HealthSocket {
+        /// `WALAB_HEALTH_SOCKET`.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Connections the health socket serves at once: the lab asks one `/health` at a time.
+const HEALTH_SOCKET_CONNECTIONS: usize = 4;
+
+/// Listen on `path`, replacing the socket a killed predecessor left there (but nothing
+/// else: a file or link at that path is an error, not something to delete). Only this
+/// user may connect.
+fn bind_health_socket(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a socket is there; remove it",
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Serve the API on `listener` until `shutdown` resolves.
@@ -96,8 +128,35 @@ pub async fn run(
     let backend = config.backend;
     let dir = config.data_dir.display().to_string();
     let limits = config.limits;
+    let health_socket = match &config.health_socket {
+        Some(path) => Some((
+            path.clone(),
+            bind_health_socket(path).map_err(|source| RunError::HealthSocket {
+                path: path.clone(),
+                source,
+            })?,
+        )),
+        None => None,
+    };
     let state = AppState::new(config)?;
-    let server = serve::serve(listener, app(state.clone()), limits, shutdown);
+    // Dropped (and so aborted) when serving ends: the socket lives as long as the server.
+    let _health = health_socket.map(|(path, socket)| {
+        let limits = config::Limits {
+            max_connections: HEALTH_SOCKET_CONNECTIONS,
+            ..limits
+        };
+        let router = app(state.clone());
+        AbortOnDrop(
+            tokio::spawn(async move {
+                let never = std::future::pending::<()>();
+                if let Err(e) = serve::serve(socket, router, limits, never).await {
+                    tracing::warn!("the health socket stopped: {e}");
+                }
+            }),
+            path,
+        )
+    });
+    let server = serve::serve(serve::tcp(listener), app(state.clone()), limits, shutdown);
     let mut server = std::pin::pin!(server);
 
     let started = std::time::Instant::now();
@@ -118,4 +177,14 @@ pub async fn run(
         },
     }
     Ok(server.await?)
+}
+
+/// A task that ends when this is dropped, and the socket file it served, removed then.
+struct AbortOnDrop(tokio::task::JoinHandle<()>, std::path::PathBuf);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+        let _ = std::fs::remove_file(&self.1);
+    }
 }

@@ -28,8 +28,8 @@ enum Command {
     /// Serve the key-value API over one backend.
     ///
     /// Every setting is a flag or, when the flag is not given, the environment variable
-    /// named beside it (`--fsync` or FSYNC); an empty variable counts as unset. README:
-    /// Configuration.
+    /// named beside it (`--fsync` or FSYNC); an empty variable counts as unset. See
+    /// docs/configuration.md.
     Serve(Box<ServeArgs>),
     /// Run the wal, memory and sled servers side by side (with --etcd, also an etcd
     /// cluster and the etcd server) and restart any that dies.

@@ -13,6 +13,11 @@
 //!   cap, new connections wait in the kernel's backlog instead of costing memory here;
 //! - `TCP_NODELAY`, as every HTTP server sets it: an answer goes out when it is written.
 //!
+//! The same loop serves the lab's private health socket (`WALAB_HEALTH_SOCKET`, a Unix
+//! socket with a cap of its own), so the lab's probe never waits behind the public's
+//! connections: a stranger who fills `MAX_CONNECTIONS` cannot make the lab think a store
+//! is dead and kill it.
+//!
 //! Body and request timeouts are tower-http layers on the router ([`crate::routes::app`]),
 //! so they answer with a status instead of dropping the connection.
 //!
@@ -24,11 +29,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
@@ -40,13 +45,11 @@ use crate::config::Limits;
 pub const HYPER_MAX_HEADER_BYTES: usize = 256 * 1024;
 /// How long open connections get to finish once shutdown starts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait after `accept` fails for lack of resources (EMFILE, ENFILE, ENOMEM)
-/// before trying again: retrying at once would spin while nothing has been freed.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serve `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: TcpListener,
+/// Serve `router` on `listener` until `shutdown` resolves. A TCP listener should set
+/// `TCP_NODELAY` on what it accepts (see [`tcp`]).
+pub async fn serve<L: Listener>(
+    mut listener: L,
     router: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -70,23 +73,12 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // The listener retries failed accepts itself, pausing when the process is out of
+        // file descriptors or memory rather than spinning.
         let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    if is_out_of_resources(&e) {
-                        tracing::warn!(error = %e, "cannot accept a connection; retrying shortly");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
-                    // Anything else (a peer that reset before we accepted) concerns that
-                    // one connection only.
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        // Best effort: a socket that refuses the option still works, only slower.
-        let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(
             router
                 .clone()
@@ -115,11 +107,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Whether `accept` failed because the process or system is out of something (file
-/// descriptors, memory), rather than because of one connection.
-fn is_out_of_resources(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
+/// A TCP listener whose connections get `TCP_NODELAY`, as every HTTP server sets it: an
+/// answer goes out when it is written. Best effort: a socket that refuses the option still
+/// works, only slower.
+pub fn tcp(listener: tokio::net::TcpListener) -> impl Listener {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    })
 }

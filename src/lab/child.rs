@@ -2,11 +2,12 @@
 //!
 //! A child killed by `/admin/crash` comes back at once, because the runbook times the
 //! restart. A child that stays up but stops doing its job (its store poisoned by a failed
-//! fsync, or not answering at all) is killed and restarted too, as Docker does with an
-//! unhealthy container under `restart: always` plus an autoheal: [`UNHEALTHY_PROBES`] bad
-//! answers in a row from `/health`, a second apart, end it (no answer at all counts once it
-//! has been healthy). `recovering` is not bad: replaying a long log takes as long as it
-//! takes. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
+//! fsync, or hung) is killed and restarted too, as Docker does with an unhealthy container
+//! under `restart: always` plus an autoheal: [`UNHEALTHY_PROBES`] bad answers in a row from
+//! `/health`, a second apart, or no answer at all for [`SILENT_LIMIT`] once it has been
+//! healthy. The lab asks on the server's private health socket, so strangers who hold
+//! every public connection cannot make it look dead. `recovering` is not bad: replaying a
+//! long log takes as long as it takes. A child that keeps dying within a second of starting (a bad `FSYNC=...`, a
 //! corrupt log) is restarted with a growing delay, and each exit is logged, so a broken
 //! configuration shows its error instead of spinning the CPU.
 
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use walab_store::BackendKind;
-use walab_store::etcd::cluster::ClusterSpec;
+use walab_store::etcd::cluster::{self, ClusterSpec};
 
 use crate::lab::probe;
 use crate::sys;
@@ -40,6 +41,9 @@ const HEALTH_EVERY: Duration = Duration::from_secs(1);
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bad `/health` answers in a row after which a child is restarted.
 pub const UNHEALTHY_PROBES: u32 = 3;
+/// How long a child that was healthy may give no answer at all before it is restarted
+/// (hung, not busy: the private health socket answers beside any public load).
+pub const SILENT_LIMIT: Duration = Duration::from_secs(20);
 
 /// What one child runs.
 #[derive(Debug, Clone)]
@@ -77,6 +81,9 @@ pub struct Spec {
     pub port: u16,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Where a server answers the lab's `/health` outside its connection cap
+    /// (`WALAB_HEALTH_SOCKET`); `None` for an etcd member, asked on its client port.
+    pub health_socket: Option<PathBuf>,
 }
 
 impl Spec {
@@ -132,16 +139,20 @@ pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
                     }
                     () = stopped(&mut stop) => None,
                 };
+                if exited.is_none() {
+                    let grace = match spec.program {
+                        Program::Server { .. } => STOP_GRACE,
+                        Program::EtcdMember { .. } => MEMBER_STOP_GRACE,
+                    };
+                    terminate(&mut child, &label, grace).await;
+                }
+                // A pid file outlives its process only as a stale pointer to a reused pid.
+                if let Program::EtcdMember { cluster, index, .. } = &spec.program {
+                    cluster::remove_pid_file(&cluster.run_dir, &cluster.members[*index].name);
+                }
                 match exited {
                     Some(outcome) => outcome,
-                    None => {
-                        let grace = match spec.program {
-                            Program::Server { .. } => STOP_GRACE,
-                            Program::EtcdMember { .. } => MEMBER_STOP_GRACE,
-                        };
-                        terminate(&mut child, &label, grace).await;
-                        return;
-                    }
+                    None => return,
                 }
             }
             Err(e) => format!("could not be started: {e}"),
@@ -191,30 +202,41 @@ fn backoff(quick_deaths: u32) -> Duration {
 }
 
 /// Resolves, with the last bad answer, once a child answers `/health` badly
-/// [`UNHEALTHY_PROBES`] times in a row; never for a child that stays well. A child that does
-/// not answer at all counts only once it has answered "ok" before: until then it may still
-/// be starting.
+/// [`UNHEALTHY_PROBES`] times in a row, or has not answered at all for [`SILENT_LIMIT`];
+/// never for a child that stays well. Busy is not dead: a slow answer, or none for a while,
+/// is what a store under a heavy load gives, and killing it would lose a memory store's
+/// data to whoever made it busy. A child that does not answer at all counts only once it
+/// has answered "ok" before: until then it may still be starting.
 async fn stays_unhealthy(spec: &Spec) -> String {
     let mut was_healthy = false;
     let mut bad = 0u32;
+    let mut silent_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(HEALTH_EVERY).await;
-        let why = match health(spec).await {
+        match health(spec).await {
             Health::Ok => {
                 was_healthy = true;
                 bad = 0;
-                continue;
+                silent_since = None;
             }
             Health::Recovering => {
                 bad = 0;
-                continue;
+                silent_since = None;
             }
-            Health::Unreachable(_) if !was_healthy => continue,
-            Health::Bad(why) | Health::Unreachable(why) => why,
-        };
-        bad += 1;
-        if bad >= UNHEALTHY_PROBES {
-            return why;
+            Health::Unreachable(_) if !was_healthy => {}
+            Health::Unreachable(why) => {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= SILENT_LIMIT {
+                    return format!("{why}, and no answer for {} s", SILENT_LIMIT.as_secs());
+                }
+            }
+            Health::Bad(why) => {
+                silent_since = None;
+                bad += 1;
+                if bad >= UNHEALTHY_PROBES {
+                    return why;
+                }
+            }
         }
     }
 }
@@ -236,15 +258,20 @@ async fn health(spec: &Spec) -> Health {
         headers: &[],
         body: b"",
     };
-    match probe::send(
-        &spec.probe_host,
-        spec.port,
-        request,
-        HEALTH_TIMEOUT,
-        64 * 1024,
-    )
-    .await
-    {
+    let answer = match &spec.health_socket {
+        Some(socket) => probe::send_unix(socket, request, HEALTH_TIMEOUT, 64 * 1024).await,
+        None => {
+            probe::send(
+                &spec.probe_host,
+                spec.port,
+                request,
+                HEALTH_TIMEOUT,
+                64 * 1024,
+            )
+            .await
+        }
+    };
+    match answer {
         Ok(answer) if answer.status == 200 => Health::Ok,
         Ok(answer) => {
             let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
@@ -286,6 +313,11 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
                 .env("PORT", spec.port.to_string())
                 .env("DATA_DIR", &spec.data_dir)
                 .env("WALAB_RESTARTS", restarts.to_string())
+                .envs(
+                    spec.health_socket
+                        .iter()
+                        .map(|p| ("WALAB_HEALTH_SOCKET", p)),
+                )
                 .envs(env.iter().map(|(k, v)| (k, v)));
             cmd
         }
@@ -309,10 +341,7 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
     }
     let child = cmd.spawn()?;
     if let (Program::EtcdMember { cluster, index, .. }, Some(pid)) = (&spec.program, child.id()) {
-        std::fs::write(
-            cluster.pid_file(&cluster.members[*index].name),
-            pid.to_string(),
-        )?;
+        cluster::write_pid_file(&cluster.run_dir, &cluster.members[*index].name, pid)?;
     }
     Ok(child)
 }

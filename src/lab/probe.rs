@@ -1,15 +1,16 @@
-//! A tiny HTTP/1.1 client over a `TcpStream`, for the lab's two needs: asking a child's
-//! `/health`, and passing the lab page's requests on to a child ([`crate::lab::ui`]).
+//! A tiny HTTP/1.1 client over a TCP or Unix stream, for the lab's two needs: asking a
+//! child's `/health` (on its private health socket), and passing the lab page's requests on to a child ([`crate::lab::ui`]).
 //!
 //! The lab talks only to its own children on a loopback address, so it speaks HTTP by
 //! hand instead of pulling in a client crate: one request per connection
 //! (`Connection: close`), a body framed by `Content-Length`, by chunked encoding, or by
 //! the end of the stream, and a cap on how much it will read.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 /// How often an unhealthy server is asked again.
 const POLL_EVERY: Duration = Duration::from_millis(25);
@@ -78,45 +79,73 @@ pub async fn send(
     max_bytes: usize,
 ) -> Result<Response, ClientError> {
     let exchange = async {
-        let mut stream = TcpStream::connect((host, port))
+        let stream = TcpStream::connect((host, port))
             .await
             .map_err(|e| ClientError::Connect(format!("{host}:{port}"), e))?;
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n",
-            request.method, request.target
-        );
-        for (name, value) in request.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !request.body.is_empty() || request.method != "GET" {
-            head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(request.body).await?;
-        let mut raw = Vec::new();
-        // Read one byte past the cap, so an answer of exactly `max_bytes` of body plus its
-        // head is not mistaken for too large; the precise check is on the body below.
-        let cap = max_bytes.saturating_add(64 * 1024);
-        let read = (&mut stream)
-            .take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
-            .read_to_end(&mut raw)
-            .await;
-        // A server that sent its whole answer and then reset the connection (as a child
-        // does when it kills itself right after a crash reply) still gave a full answer.
-        if let Err(e) = read
-            && raw.is_empty()
-        {
-            return Err(ClientError::Io(e));
-        }
-        if raw.len() > cap {
-            return Err(ClientError::TooLarge(max_bytes));
-        }
-        parse_response(&raw, max_bytes)
+        exchange(stream, &format!("{host}:{port}"), request, max_bytes).await
     };
     tokio::time::timeout(limit, exchange)
         .await
         .map_err(|_| ClientError::Timeout(limit))?
+}
+
+/// [`send`] over the Unix socket at `path` (a server's `WALAB_HEALTH_SOCKET`).
+pub async fn send_unix(
+    path: &Path,
+    request: Request<'_>,
+    limit: Duration,
+    max_bytes: usize,
+) -> Result<Response, ClientError> {
+    let exchange = async {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| ClientError::Connect(path.display().to_string(), e))?;
+        exchange(stream, "localhost", request, max_bytes).await
+    };
+    tokio::time::timeout(limit, exchange)
+        .await
+        .map_err(|_| ClientError::Timeout(limit))?
+}
+
+/// Write `request` on `stream` and read the answer up to the end of the connection.
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    host: &str,
+    request: Request<'_>,
+    max_bytes: usize,
+) -> Result<Response, ClientError> {
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
+        request.method, request.target
+    );
+    for (name, value) in request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !request.body.is_empty() || request.method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(request.body).await?;
+    let mut raw = Vec::new();
+    // Read one byte past the cap, so an answer of exactly `max_bytes` of body plus its
+    // head is not mistaken for too large; the precise check is on the body below.
+    let cap = max_bytes.saturating_add(64 * 1024);
+    let read = (&mut stream)
+        .take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
+        .read_to_end(&mut raw)
+        .await;
+    // A server that sent its whole answer and then reset the connection (as a child
+    // does when it kills itself right after a crash reply) still gave a full answer.
+    if let Err(e) = read
+        && raw.is_empty()
+    {
+        return Err(ClientError::Io(e));
+    }
+    if raw.len() > cap {
+        return Err(ClientError::TooLarge(max_bytes));
+    }
+    parse_response(&raw, max_bytes)
 }
 
 /// Parse a whole HTTP/1.x answer read up to the end of the connection.

@@ -126,7 +126,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::serve::serve(
-        listener,
+        crate::serve::tcp(listener),
         router(targets, bind_host, limits),
         limits,
         shutdown,

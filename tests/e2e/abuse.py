@@ -32,7 +32,7 @@ import threading
 import time
 
 HOST = "127.0.0.1"
-CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small"]
+CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small", "probe", "gap"]
 MARGIN_S = 1.5  # how late after its timeout a stalled connection may still be closed
 MB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -1116,6 +1116,166 @@ def check_small():
 
 
 # ------------------------------------------------------------------------------------------
+
+
+def check_probe():
+    """Strangers who hold every public connection of a store cannot make the lab kill it.
+
+    The lab asks /health on each server's private socket, so a pinned MAX_CONNECTIONS is
+    "busy", not "dead": the memory store keeps its keys and its pid.
+    """
+    s = server("probe")
+    ui, lab_pid = s["port"], s["pid"]
+    mem = int(s["memory"])
+    token = s["ADMIN_TOKEN"]
+    auth = [("Authorization", f"Bearer {token}")]
+    wait_healthy(ui, patience=30, path="/lab.json")
+    wait_healthy(mem, patience=30)
+    for i in range(40):
+        r = request(mem, "POST", "/kv", kv_body(f"probe-{i}", i), headers=[("Content-Type", "application/json")])
+        if r.status != 200:
+            raise Failed(f"POST /kv to the memory store answered {r}")
+    stats = request(mem, "GET", "/admin/stats", headers=auth).json() or {}
+    mem_pid = stats.get("pid")
+    if not mem_pid:
+        raise Failed(f"/admin/stats has no pid: {stats}")
+    record_pid(mem_pid)
+
+    # 512 connections (the default MAX_CONNECTIONS) plus some waiting in the backlog, each
+    # a request line that never ends; every one the server closes (HEADER_TIMEOUT_MS) is
+    # opened again at once. Held longer than the lab used to take to kill a silent child
+    # (3 probes a second apart, 2 s each).
+    n, hold_s = 512 + 40, 14.0
+    payload = f"GET /kv HTTP/1.1\r\nHost: {HOST}:{mem}\r\nX-Stall: ".encode()
+    conns = open_conns(mem, n, payload)
+    started = now()
+    pinned_checks, reopened = [], 0
+    while now() - started < hold_s:
+        time.sleep(0.5)
+        for i, c in enumerate(conns):
+            dead = c.sock is None
+            if not dead:
+                try:
+                    c.sock.setblocking(False)
+                    dead = c.sock.recv(1, socket.MSG_PEEK) == b""
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    dead = True
+            if dead:
+                if c.sock is not None:
+                    c.sock.close()
+                conns[i] = open_conns(mem, 1, payload)[0]
+                reopened += 1
+        if len(pinned_checks) < 3 and now() - started > 3:
+            r = try_request(mem, "GET", "/health", timeout=1.0)
+            pinned_checks.append(r.status)
+    for c in conns:
+        if c.sock is not None:
+            c.sock.close()
+    problems = []
+    if any(st == 200 for st in pinned_checks):
+        problems.append(f"the cap was not pinned: a normal client's /health got {pinned_checks} (want no answer)")
+    deadline = now() + 15
+    after = None
+    while now() < deadline:
+        a = try_request(mem, "GET", "/admin/stats", headers=auth, timeout=1.0)
+        if a.status == 200:
+            after = a.json() or {}
+            break
+        time.sleep(0.2)
+    if after is None:
+        problems.append("the memory store did not answer /admin/stats within 15 s of the connections closing")
+    else:
+        if after.get("pid") != mem_pid:
+            record_pid(after.get("pid"))
+            problems.append(f"the lab restarted the memory store: pid {mem_pid} -> {after.get('pid')}")
+        keys = len((request(mem, "GET", "/kv").json() or {}).get("data", {}))
+        if keys != 40:
+            problems.append(f"the memory store holds {keys} keys after the attack (want 40)")
+    log = open(s["log"], errors="replace").read()
+    if "unhealthy" in log:
+        problems.append(f"the lab called a child unhealthy: {short([l for l in log.splitlines() if 'unhealthy' in l][0], 200)}")
+    if not alive(lab_pid):
+        problems.append("the lab is gone")
+    if problems:
+        raise Failed("; ".join(problems))
+    return (f"{n} stalled connections held {hold_s:.0f} s ({reopened} reopened after the header timeout), "
+            f"a stranger's /health meanwhile {pinned_checks}; memory pid {mem_pid} kept, 40 keys kept")
+
+
+def check_gap():
+    """A deleted segment or snapshot is refused at start with the missing range, never
+    served as if nothing were missing; inspect exits non-zero; point-in-time keeps the
+    records before the gap."""
+    work = os.path.join(ARGS.work, "gap")
+    problems, done = [], []
+
+    def start(data_dir, port, **extra):
+        env = dict(os.environ, KV_BACKEND="wal", HOST=HOST, PORT=str(port), DATA_DIR=data_dir,
+                   RUST_LOG="warn", SEGMENT_BYTES="4096", CHECKPOINT_THRESHOLD="0", **extra)
+        out = open(os.path.join(work, f"serve-{port}.log"), "wb")
+        p = subprocess.Popen([ARGS.walab, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+        record_pid(p.pid)
+        return p, out.name
+
+    def stop(p):
+        p.terminate()
+        p.wait(10)
+
+    for case in ("segment", "snapshot"):
+        data_dir = os.path.join(work, case)
+        os.makedirs(data_dir)
+        port = free_port()
+        p, _ = start(data_dir, port)
+        wait_healthy(port)
+        for i in range(1, 601):
+            r = request(port, "POST", "/kv", kv_body(f"k{i:04}", "a value of some thirty bytes..."))
+            if r.status != 200:
+                raise Failed(f"{case}: POST /kv answered {r}")
+            if case == "snapshot" and i == 300:
+                c = request(port, "POST", "/admin/checkpoint")
+                if c.status != 200:
+                    raise Failed(f"{case}: POST /admin/checkpoint answered {c}")
+        stop(p)
+        segs = sorted(f for f in os.listdir(data_dir) if f.endswith(".wal"))
+        snaps = sorted(f for f in os.listdir(data_dir) if f.endswith(".snap"))
+        gone = segs[len(segs) // 2] if case == "segment" else (snaps[0] if snaps else None)
+        if gone is None:
+            raise Failed(f"{case}: no snapshot after the checkpoint: {os.listdir(data_dir)}")
+        os.remove(os.path.join(data_dir, gone))
+
+        port = free_port()
+        p, log = start(data_dir, port)
+        try:
+            rc = p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None
+            h = try_request(port, "GET", "/health", timeout=1.0)
+            problems.append(f"{case} {gone} deleted: the server still runs after 10 s (/health {h.status})")
+            stop(p)
+        text = open(log, errors="replace").read()
+        m = re.search(r"records (\d+)\.\.=(\d+) are missing", text)
+        if rc is not None and (rc == 0 or not m):
+            problems.append(f"{case} {gone} deleted: exit {rc}, output {short(text, 300)!r} (want non-zero and the missing range)")
+        ins = subprocess.run([ARGS.walab, "inspect", data_dir], capture_output=True, timeout=20, text=True)
+        if ins.returncode == 0 or "MISSING records" not in ins.stdout:
+            problems.append(f"{case}: walab inspect exited {ins.returncode}: {short(ins.stdout[-300:] + ins.stderr, 300)!r}")
+        if m:
+            first = int(m.group(1))
+            port = free_port()
+            p, _ = start(data_dir, port, RECOVERY_MODE="point-in-time")
+            wait_healthy(port)
+            keys = len((request(port, "GET", "/kv").json() or {}).get("data", {}))
+            stop(p)
+            if keys != first - 1:
+                problems.append(f"{case}: point-in-time recovery kept {keys} keys (want {first - 1}, those before the gap)")
+            done.append(f"{case} {gone} deleted: refused (exit {rc}, records {m.group(1)}..={m.group(2)} missing), "
+                        f"inspect exit {ins.returncode}, point-in-time kept {keys}")
+    if problems:
+        raise Failed("; ".join(problems))
+    return "; ".join(done)
 
 
 def main():

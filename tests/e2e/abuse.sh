@@ -11,7 +11,10 @@
 # (2 KB made-up methods vs label cardinality), origin (cross-site writes, DNS rebinding),
 # proxy (the lab's /api proxy: huge Content-Length, cross-site crash, stalled bodies),
 # fdlimit (a checkpoint that fails for want of fds must not poison the store), small
-# (lower-case bearer, 200 KB of headers, /admin/wal?limit=1 over 50 MB of log, /health).
+# (lower-case bearer, 200 KB of headers, /admin/wal?limit=1 over 50 MB of log, /health),
+# probe (552 stalled connections on a lab's memory store: the lab must not kill it), gap (a
+# deleted segment or snapshot: refused with the missing range, inspect non-zero,
+# point-in-time keeps what precedes it).
 #
 # Each check prints `abuse: <name>: ok (<numbers>)` or `abuse: <name>: FAILED: <why>`, then
 # a summary; the exit status is 1 if any failed, 2 for a usage or setup problem.
@@ -31,7 +34,7 @@ walab=$(realpath "${WALAB:-target/release/walab}" 2> /dev/null || true)
 [ -n "$walab" ] && [ -x "$walab" ] || { echo "abuse: build first: cargo build --release (or set WALAB)" >&2; exit 2; }
 command -v python3 > /dev/null || { echo "abuse: python3 is missing" >&2; exit 2; }
 
-ALL=(lock slowloris rss metrics origin proxy fdlimit small)
+ALL=(lock slowloris rss metrics origin proxy fdlimit small probe gap)
 case "${1:-}" in -h | --help)
   sed -n '2,/^set -euo/p' "$here/abuse.sh" | sed '$d; s/^# \{0,1\}//'
   exit 0
@@ -133,21 +136,23 @@ serve() {
   echo "name=$name port=$port_ pid=$pid dir=$dir log=$work/$name.log ${vars[*]}" >> "$servers"
 }
 
-# lab: `walab lab` on four free ports for the proxy check.
+# lab NAME [VAR=VALUE...]: `walab lab` on four free ports for check NAME.
 lab() {
-  local ui wal memory sled pid dir="$work/proxy/data"
+  local name=$1 ui wal memory sled pid dir
+  shift
+  dir="$work/$name/data"
   port; ui=$port_
   port; wal=$port_
   port; memory=$port_
   port; sled=$port_
   mkdir -p "$dir"
-  env "${SHORT[@]}" RUST_LOG=warn "$walab" lab --data-dir "$dir" --host 127.0.0.1 \
+  env "$@" RUST_LOG=warn "$walab" lab --data-dir "$dir" --host 127.0.0.1 \
     --wal-port "$wal" --memory-port "$memory" --sled-port "$sled" --ui-port "$ui" \
-    > "$work/proxy.log" 2>&1 &
+    > "$work/$name.log" 2>&1 &
   pid=$!
   disown "$pid"
   lab_pids+=("$pid")
-  echo "name=proxy port=$ui pid=$pid dir=$dir log=$work/proxy.log wal=$wal memory=$memory sled=$sled ${SHORT[*]}" >> "$servers"
+  echo "name=$name port=$ui pid=$pid dir=$dir log=$work/$name.log wal=$wal memory=$memory sled=$sled $*" >> "$servers"
 }
 
 for c in "${checks[@]}"; do
@@ -157,7 +162,10 @@ for c in "${checks[@]}"; do
     rss) serve rss HEADER_TIMEOUT_MS=1500 BODY_TIMEOUT_MS=3000 MAX_BODY_BYTES_IN_FLIGHT=16777216 ;;
     metrics) serve metrics "${SHORT[@]}" KV_BACKEND=memory ;;
     origin) serve origin "${SHORT[@]}" ;;
-    proxy) lab ;;
+    proxy) lab proxy "${SHORT[@]}" ;;
+    # The children's default limits (512 connections, 10 s header timeout), a token set.
+    probe) lab probe ADMIN_TOKEN=abuse-probe-token-5c1e ;;
+    gap) mkdir -p "$work/gap" ;;
     # Connections must outlive the few seconds the check holds them.
     fdlimit) LIMIT_FDS=64 serve fdlimit HEADER_TIMEOUT_MS=5000 BODY_TIMEOUT_MS=5000 CHECKPOINT_THRESHOLD=0 ;;
     small) serve small "${SHORT[@]}" ADMIN_TOKEN=abuse-token-7f3a CHECKPOINT_THRESHOLD=0 FSYNC=never ;;
