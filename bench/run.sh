@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: the one command behind the README's benchmark table.
+# bench/run.sh: the one command behind docs/numbers.md's benchmark tables.
 #
 #   bench/run.sh              # full run, ~8 minutes: every configuration, recovery, report
 #   bench/run.sh --anchors    # plus etcd (1 and 3 members, and walab over 3) and Redis (~11 minutes)

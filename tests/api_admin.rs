@@ -1,4 +1,4 @@
-//! The HTTP contract (README "Endpoints", `GET /openapi.json`) for /health, /admin/* and
+//! The HTTP contract (docs/api.md, `GET /openapi.json`) for /health, /admin/* and
 //! /metrics, for every backend, through `walab::app(state)` and `oneshot`.
 
 mod common;

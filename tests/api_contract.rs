@@ -1,4 +1,4 @@
-//! The HTTP contract (README "Endpoints", `GET /openapi.json`) for the key-value endpoints
+//! The HTTP contract (docs/api.md, `GET /openapi.json`) for the key-value endpoints
 //! and routing, for every backend, through `walab::app(state)` and `oneshot`.
 
 mod common;

@@ -1,7 +1,7 @@
 //! The `walab` command line as a person or a script meets it: `serve --help` names every
-//! variable the README's Configuration table lists, with the same default, and no other; a flag wins
-//! over its variable and a blank variable counts as unset; `--version` on a subcommand;
-//! shell completions; `inspect --json`.
+//! variable the Configuration table of docs/configuration.md lists, with the same default, and
+//! no other; a flag wins over its variable and a blank variable counts as unset; `--version`
+//! on a subcommand; shell completions; `inspect --json`.
 
 mod common;
 
@@ -23,22 +23,22 @@ fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("utf-8")
 }
 
-/// A row of the README's Configuration table: its variables and their defaults.
+/// A row of docs/configuration.md's Configuration table: its variables and their defaults.
 #[derive(Debug)]
 struct Row {
     variables: Vec<String>,
     defaults: Vec<String>,
 }
 
-/// The variables table under `## Configuration` in README.md: rows like
-/// `` | `HOST`, `PORT` | `127.0.0.1`, `8000` | meaning | ``.
-fn readme_rows() -> Vec<Row> {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("\n## Configuration")
+/// The variables table under `## Configuration` in docs/configuration.md (up to the next
+/// `## ` heading): rows like `` | `HOST`, `PORT` | `127.0.0.1`, `8000` | meaning | ``.
+fn documented_rows() -> Vec<Row> {
+    let page = include_str!("../docs/configuration.md");
+    let section = page
+        .split("\n## Configuration\n")
         .nth(1)
         .and_then(|rest| rest.split("\n## ").next())
-        .expect("README.md has a Configuration section");
+        .expect("docs/configuration.md has a `## Configuration` section");
     let ticked = |cell: &str| -> Vec<String> {
         cell.split('`')
             .skip(1)
@@ -73,11 +73,11 @@ fn help_block<'a>(help: &'a str, variable: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn serve_help_names_every_variable_of_the_readme_with_its_default() {
-    let rows = readme_rows();
+fn serve_help_names_every_variable_of_the_configuration_page_with_its_default() {
+    let rows = documented_rows();
     assert!(
         rows.len() > 20,
-        "the README's table was not found or not parsed: {rows:?}"
+        "docs/configuration.md's table was not found or not parsed: {rows:?}"
     );
     let out = walab(&["serve", "--help"]);
     assert!(out.status.success(), "{out:?}");
@@ -88,7 +88,7 @@ fn serve_help_names_every_variable_of_the_readme_with_its_default() {
                 variable
                     .chars()
                     .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit()),
-                "not a variable name in the README's table: {variable:?}"
+                "not a variable name in docs/configuration.md's table: {variable:?}"
             );
             let block = help_block(&help, variable)
                 .unwrap_or_else(|| panic!("walab serve --help does not name {variable}:\n{help}"));
@@ -100,24 +100,24 @@ fn serve_help_names_every_variable_of_the_readme_with_its_default() {
                 block.contains(&flag),
                 "{variable} is not the flag {flag}:\n{block}"
             );
-            // The README's default, where it gives one value per variable.
+            // The documented default, where the table gives one value per variable.
             if row.defaults.len() == row.variables.len() && !row.defaults[i].contains('<') {
                 let default = format!("[default: {}]", row.defaults[i]);
                 assert!(
                     block.contains(&default),
-                    "README says {variable} defaults to {}; --help says:\n{block}",
+                    "docs/configuration.md says {variable} defaults to {}; --help says:\n{block}",
                     row.defaults[i]
                 );
             }
         }
     }
-    // And the other way: the README documents every variable --help names.
+    // And the other way: the page documents every variable --help names.
     let documented: Vec<&String> = rows.iter().flat_map(|r| &r.variables).collect();
     for named in help.split("[env: ").skip(1) {
         let variable = named.split(['=', ']']).next().expect("a variable name");
         assert!(
             documented.iter().any(|d| *d == variable),
-            "--help names {variable}, README.md's Configuration table does not"
+            "--help names {variable}, docs/configuration.md's Configuration table does not"
         );
     }
     for values in [

@@ -9,9 +9,9 @@
 #    of a panel its own axis).
 # 4. Starts `walab lab` (data in a temp dir, the runbook's ports 8001-8003, no page) and a
 #    Prometheus on a free port scraping it with prometheus/lab.yml (1 s scrapes, temp
-#    storage), with the flags the README gives for k6: the remote-write receiver and native
-#    histograms; then waits for its first scrape of every store (which comes up to ~5 s
-#    after it is ready), so the crash below always falls inside the data.
+#    storage), with the flags docs/observability.md gives for k6: the remote-write
+#    receiver and native histograms; then waits for its first scrape of every store (which
+#    comes up to ~5 s after it is ready), so the crash below always falls inside the data.
 # 5. Puts load on all three stores for LOAD_SECONDS: writers, readers, some missing keys, a
 #    manual checkpoint, and one crash of each store (so restarts and recoveries show).
 # 6. Runs k6/compare.js (mixed load, every backend, K6_SECONDS) with

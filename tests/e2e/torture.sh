@@ -3,7 +3,7 @@
 #
 #   tests/e2e/torture.sh ci          the rows CI must pass, 20 kill cycles each
 #   tests/e2e/torture.sh table 200   every backend and policy, 200 cycles per row, as the
-#                                    markdown table the README shows
+#                                    markdown table docs/proof.md shows
 #   tests/e2e/torture.sh etcd 200    only the etcd rows (needs etcd on PATH)
 #
 # The ci and table modes include etcd's rows (server, leader, follower and all-member
