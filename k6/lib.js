@@ -1,7 +1,7 @@
 // Shared helpers for the walab k6 scripts (basic.js, durability.js, compare.js).
 //
 // Base URLs come from the environment: WAL_URL, MEMORY_URL (or the seed's NOWAL_URL), SLED_URL,
-// ETCD_URL (walab's etcd backend) and, for compare.js's etcd-direct, ETCD_DIRECT_URL (an etcd
+// ETCD_URL (walab's etcd backend), REDB_URL and, for compare.js's etcd-direct, ETCD_DIRECT_URL (an etcd
 // member's client URL: etcd itself, no walab). A backend's variable is its name in capitals,
 // `-` as `_`. Without them the scripts talk to the Compose services when IN_COMPOSE is set (the
 // lab25-k6 service sets it, and the URLs too): every store listens on 8000 in its container, so
@@ -16,6 +16,7 @@ export const DEFAULT_URLS = inCompose
       memory: 'http://kv-memory:8000',
       sled: 'http://kv-sled:8000',
       etcd: 'http://kv-etcd:8000',
+      redb: 'http://kv-redb:8000',
       'etcd-direct': 'http://etcd-1:2379',
     }
   : {
@@ -23,6 +24,7 @@ export const DEFAULT_URLS = inCompose
       memory: 'http://127.0.0.1:8002',
       sled: 'http://127.0.0.1:8003',
       etcd: 'http://127.0.0.1:8004',
+      redb: 'http://127.0.0.1:8005',
       'etcd-direct': 'http://127.0.0.1:2379',
     };
 

@@ -25,13 +25,12 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use clap::builder::{PossibleValue, TypedValueParser};
+use clap::builder::TypedValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
-use walab_store::etcd::EtcdSettings;
-use walab_store::{BackendConfig, BackendKind, SledFlush};
-use walab_wal::{RecoveryMode, SyncPolicy};
+use walab_store::parse::{at_least, choices, text, whole};
+use walab_store::{BackendConfig, BackendKind, BackendSettings};
 
 use crate::telemetry::LogFormat;
 
@@ -47,29 +46,12 @@ pub struct Config {
     pub port: u16,
     /// `DATA_DIR`: where the backend keeps its files.
     pub data_dir: PathBuf,
-    /// `CHECKPOINT_THRESHOLD`: records between automatic checkpoints (0: never).
-    pub checkpoint_threshold: u64,
-    /// `CHECKPOINT_GROWTH_PERCENT`: an automatic checkpoint also waits until the log has
-    /// grown by this share of the last snapshot (0: the threshold alone).
-    pub checkpoint_growth_percent: u64,
-    /// `FSYNC`: the WAL's sync policy.
-    pub fsync: SyncPolicy,
-    /// `GROUP_COMMIT`: whether concurrent WAL writers share a sync.
-    pub group_commit: bool,
-    /// `RECOVERY_MODE`: what WAL recovery does with damage.
-    pub recovery_mode: RecoveryMode,
-    /// `SNAPSHOT_BYTES_PER_SEC`: how fast checkpoints write snapshots (0: unpaced), so a
-    /// big snapshot does not queue ahead of every log sync.
-    pub snapshot_bytes_per_sec: u64,
+    /// Every backend's settings (`FSYNC`, `SLED_FLUSH`, `ETCD_ENDPOINTS`, ...): the server
+    /// passes them on, unread, and the backend it opens reads its own.
+    pub backend_settings: BackendSettings,
     /// `SLOW_FSYNC_MS`: a sync of the log that takes longer than this is logged as a
     /// warning (`None`: never).
     pub slow_fsync: Option<Duration>,
-    /// `SEGMENT_BYTES`: WAL segment size.
-    pub segment_bytes: u64,
-    /// `SLED_FLUSH`: when sled flushes.
-    pub sled_flush: SledFlush,
-    /// `ETCD_ENDPOINTS`, `ETCD_PREFIX`, `ETCD_PID_DIR` (set by `walab lab --etcd`).
-    pub etcd: EtcdSettings,
     /// `MAX_VALUE_BYTES`: the largest value accepted, as JSON text.
     pub max_value_bytes: usize,
     /// `ADMIN_TOKEN`: when set, `/admin/*` needs `Authorization: Bearer <token>`.
@@ -150,9 +132,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The smallest segment that makes sense: a few records plus the header.
-const MIN_SEGMENT_BYTES: u64 = 4096;
-
 /// Every setting of `walab serve`. A field `fsync` is the flag `--fsync`, the variable
 /// `FSYNC` (read when the flag is not given) and `<FSYNC>` in help and errors.
 #[derive(Debug, Clone, Args)]
@@ -160,9 +139,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
-    wal: WalArgs,
-    #[command(flatten)]
-    others: OtherBackendArgs,
+    backends: BackendSettings,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -194,65 +171,6 @@ struct ServerArgs {
     /// requests (comma-separated: http://localhost:3000,https://lab.example).
     #[arg(long, env, value_parser = parse_origins)]
     allowed_origins: Option<Origins>,
-}
-
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Write-ahead log (KV_BACKEND=wal)")]
-struct WalArgs {
-    /// When a write is synced: always (acknowledged after fdatasync), interval:<ms>
-    /// (acknowledged after write(), synced every ms), never (left to the OS).
-    #[arg(long, env, default_value = "always", value_parser = fsync_parser())]
-    fsync: SyncPolicy,
-    /// off: every write pays its own fdatasync, to show what group commit buys.
-    #[arg(long, env, action = ArgAction::Set, default_value = "on")]
-    #[arg(value_parser = choices(vec!["on", "off"], on_or_off))]
-    group_commit: bool,
-    /// An automatic checkpoint needs at least this many records since the last one (0:
-    /// never).
-    #[arg(long, env, default_value_t = 100)]
-    #[arg(value_parser = whole("a whole number of records (0 turns automatic checkpoints off)"))]
-    checkpoint_threshold: u64,
-    /// ... and the log grown by this share of the last snapshot's size (0: the threshold
-    /// alone).
-    #[arg(long, env, default_value_t = 100)]
-    #[arg(value_parser = whole("a whole percentage of the last snapshot's size (0: the threshold alone decides)"))]
-    checkpoint_growth_percent: u64,
-    /// How fast a checkpoint writes its snapshot, in bytes per second (0: as fast as the
-    /// disk takes it).
-    #[arg(long, env, default_value_t = walab_wal::Config::default().snapshot_bytes_per_sec)]
-    #[arg(value_parser = whole("a whole number of bytes per second (0: as fast as the disk takes it)"))]
-    snapshot_bytes_per_sec: u64,
-    /// Start a new log segment at this size, in bytes.
-    #[arg(long, env, default_value_t = 64 << 20)]
-    #[arg(value_parser = at_least(MIN_SEGMENT_BYTES, "bytes"))]
-    segment_bytes: u64,
-    /// What recovery does with damage (named after RocksDB's modes).
-    #[arg(long, env, default_value = "tolerate-corrupted-tail")]
-    #[arg(value_parser = recovery_mode_parser())]
-    recovery_mode: RecoveryMode,
-    /// Log a warning when one fdatasync of the log takes longer than this, in ms (etcd
-    /// warns at 1 s too; 0: never).
-    #[arg(long, env, default_value_t = 1000)]
-    #[arg(value_parser = whole("a whole number of milliseconds (0: never warn)"))]
-    slow_fsync_ms: u64,
-}
-
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "sled and etcd (KV_BACKEND=sled, KV_BACKEND=etcd)")]
-struct OtherBackendArgs {
-    /// always: sled flushes before every acknowledgement.
-    #[arg(long, env, default_value = "background", value_parser = sled_flush_parser())]
-    sled_flush: SledFlush,
-    /// The etcd members' client URLs, comma-separated.
-    #[arg(long, env, default_value = "http://127.0.0.1:2379", value_parser = parse_endpoints)]
-    etcd_endpoints: Endpoints,
-    /// Every key the server writes to etcd starts with this.
-    #[arg(long, env, default_value = "walab/", value_parser = text)]
-    etcd_prefix: String,
-    /// Where the etcd members' pid files are, so /admin/crash can kill members (set by
-    /// `walab lab --etcd`).
-    #[arg(long, env, value_parser = text)]
-    etcd_pid_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -309,6 +227,11 @@ struct ObservabilityArgs {
     #[arg(long, env, action = ArgAction::Set, default_value = "false")]
     #[arg(value_parser = choices(vec!["true", "false"], only_true))]
     otel_sdk_disabled: bool,
+    /// Log a warning when one fdatasync of the log takes longer than this, in ms (etcd
+    /// warns at 1 s too; 0: never).
+    #[arg(long, env, default_value_t = 1000)]
+    #[arg(value_parser = whole("a whole number of milliseconds (0: never warn)"))]
+    slow_fsync_ms: u64,
     /// How many times `walab lab` has restarted this server (set by the lab; counted in
     /// walab_process_restarts_total).
     #[arg(long, env, default_value_t = 0)]
@@ -324,107 +247,12 @@ struct ObservabilityArgs {
 #[derive(Debug, Clone)]
 struct Origins(Vec<String>);
 
-/// `ETCD_ENDPOINTS`, parsed.
-#[derive(Debug, Clone)]
-struct Endpoints(Vec<String>);
-
-/// A value parser that trims the value, parses it with `parse` (whose error says what is
-/// accepted) and names `values` as the allowed ones in help and completions. clap's own
-/// possible-values parser would refuse `interval:250`, and word its errors itself.
-#[derive(Clone)]
-struct Choices<P> {
-    values: Vec<&'static str>,
-    parse: P,
-}
-
-fn choices<T, P>(values: Vec<&'static str>, parse: P) -> Choices<impl TypedValueParser<Value = T>>
-where
-    T: Clone + Send + Sync + 'static,
-    P: Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static,
-{
-    Choices {
-        values,
-        parse: move |v: &str| parse(v.trim()),
-    }
-}
-
-impl<P: TypedValueParser> TypedValueParser for Choices<P> {
-    type Value = P::Value;
-
-    fn parse_ref(
-        &self,
-        cmd: &Command,
-        arg: Option<&Arg>,
-        value: &OsStr,
-    ) -> Result<Self::Value, clap::Error> {
-        self.parse.parse_ref(cmd, arg, value)
-    }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            self.values.iter().copied().map(PossibleValue::new),
-        ))
-    }
-}
-
 /// `KV_BACKEND`: a backend of the catalog, by name.
 pub fn backend_parser() -> impl TypedValueParser<Value = BackendKind> {
     choices(
         BackendKind::all().map(BackendKind::as_str).collect(),
         BackendKind::from_str,
     )
-}
-
-/// `FSYNC`: the WAL's sync policy.
-pub fn fsync_parser() -> impl TypedValueParser<Value = SyncPolicy> {
-    choices(
-        vec!["always", "never", "interval:<ms>"],
-        SyncPolicy::from_str,
-    )
-}
-
-/// `RECOVERY_MODE`: what WAL recovery does with damage.
-fn recovery_mode_parser() -> impl TypedValueParser<Value = RecoveryMode> {
-    choices(
-        vec![
-            "tolerate-corrupted-tail",
-            "absolute-consistency",
-            "point-in-time",
-        ],
-        RecoveryMode::from_str,
-    )
-}
-
-/// `SLED_FLUSH`: when sled flushes.
-pub fn sled_flush_parser() -> impl TypedValueParser<Value = SledFlush> {
-    choices(vec!["background", "always"], SledFlush::from_str)
-}
-
-/// A whole number; the error says it expected `what`.
-fn whole(what: &'static str) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
-    move |v| {
-        v.trim()
-            .parse()
-            .map_err(|_| format!("expected {what}, got '{v}'"))
-    }
-}
-
-/// A whole number of `unit` of at least `min`.
-fn at_least(
-    min: u64,
-    unit: &'static str,
-) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync {
-    move |v| match v.trim().parse::<u64>() {
-        Ok(n) if n >= min => Ok(n),
-        _ => Err(format!(
-            "expected a number of {unit} of at least {min}, got '{v}'"
-        )),
-    }
-}
-
-/// Text, trimmed.
-fn text(v: &str) -> Result<String, String> {
-    Ok(v.trim().to_owned())
 }
 
 /// An `EnvFilter` directive such as `info,walab::request=warn`.
@@ -457,31 +285,8 @@ fn parse_origins(v: &str) -> Result<Origins, String> {
         .map(Origins)
 }
 
-/// Comma-separated `http://host:port` client URLs of etcd members.
-fn parse_endpoints(v: &str) -> Result<Endpoints, String> {
-    let endpoints: Vec<String> = v
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(str::to_owned)
-        .collect();
-    match endpoints.iter().find(|e| !e.starts_with("http://")) {
-        Some(bad) => Err(format!(
-            "expected comma-separated http://host:port URLs of etcd members, got '{bad}'"
-        )),
-        None if endpoints.is_empty() => Err(format!(
-            "expected comma-separated http://host:port URLs of etcd members, got '{v}'"
-        )),
-        None => Ok(Endpoints(endpoints)),
-    }
-}
-
 fn true_or_false(v: &str) -> Result<bool, String> {
     parse_bool(v).ok_or_else(|| format!("expected true or false, got '{v}'"))
-}
-
-fn on_or_off(v: &str) -> Result<bool, String> {
-    parse_bool(v).ok_or_else(|| format!("expected on or off, got '{v}'"))
 }
 
 /// OpenTelemetry's booleans: `true` (in any case) is true, anything else false.
@@ -589,8 +394,7 @@ impl Config {
         let args = ServeArgs::from_arg_matches(matches).map_err(|e| config_error(&e))?;
         let ServeArgs {
             server: s,
-            wal: w,
-            others: o,
+            backends,
             limits: l,
             observability: t,
         } = args;
@@ -604,20 +408,8 @@ impl Config {
             host: s.host,
             port: s.port,
             data_dir: PathBuf::from(s.data_dir),
-            checkpoint_threshold: w.checkpoint_threshold,
-            checkpoint_growth_percent: w.checkpoint_growth_percent,
-            fsync: w.fsync,
-            group_commit: w.group_commit,
-            recovery_mode: w.recovery_mode,
-            snapshot_bytes_per_sec: w.snapshot_bytes_per_sec,
-            slow_fsync: (w.slow_fsync_ms > 0).then(|| Duration::from_millis(w.slow_fsync_ms)),
-            segment_bytes: w.segment_bytes,
-            sled_flush: o.sled_flush,
-            etcd: EtcdSettings {
-                endpoints: o.etcd_endpoints.0,
-                prefix: o.etcd_prefix,
-                pid_dir: o.etcd_pid_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
-            },
+            backend_settings: backends,
+            slow_fsync: (t.slow_fsync_ms > 0).then(|| Duration::from_millis(t.slow_fsync_ms)),
             max_value_bytes: usize_of(l.max_value_bytes),
             admin_token: s.admin_token.filter(|t| !t.is_empty()),
             log_format: t.log_format,
@@ -652,20 +444,11 @@ impl Config {
 
     /// What [`walab_store::open_backend`] needs.
     pub fn backend_config(&self) -> BackendConfig {
-        let wal = walab_wal::Config::new(&self.data_dir)
-            .sync(self.fsync)
-            .group_commit(self.group_commit)
-            .checkpoint_threshold(self.checkpoint_threshold)
-            .checkpoint_growth_percent(self.checkpoint_growth_percent)
-            .snapshot_bytes_per_sec(self.snapshot_bytes_per_sec)
-            .segment_bytes(self.segment_bytes)
-            .recovery_mode(self.recovery_mode);
         BackendConfig {
             kind: self.backend,
             data_dir: self.data_dir.clone(),
-            wal,
-            sled_flush: self.sled_flush,
-            etcd: self.etcd.clone(),
+            settings: self.backend_settings.clone(),
+            observer: None,
         }
     }
 }
@@ -674,7 +457,26 @@ impl Config {
 mod tests {
     use std::collections::HashMap;
 
+    use walab_store::etcd::{EtcdArgs, EtcdSettings};
+    use walab_store::sled_backend::{SledFlush, SledSettings};
+    use walab_store::wal::WalSettings;
+    use walab_wal::{RecoveryMode, SyncPolicy};
+
     use super::*;
+
+    fn wal(c: &Config) -> WalSettings {
+        c.backend_settings.get().expect("the WAL's settings")
+    }
+
+    fn sled_flush(c: &Config) -> SledFlush {
+        let s: SledSettings = c.backend_settings.get().expect("sled's settings");
+        s.sled_flush
+    }
+
+    fn etcd(c: &Config) -> EtcdSettings {
+        let a: EtcdArgs = c.backend_settings.get().expect("etcd's settings");
+        a.into()
+    }
 
     fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
@@ -703,15 +505,16 @@ mod tests {
         assert!(c.allowed_origins.is_empty());
         assert_eq!(c.port, 8000);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
-        assert_eq!(c.checkpoint_threshold, 100);
-        assert_eq!(c.checkpoint_growth_percent, 100);
-        assert_eq!(c.snapshot_bytes_per_sec, 20_000_000);
-        assert_eq!(c.fsync, SyncPolicy::Always);
-        assert!(c.group_commit);
-        assert_eq!(c.recovery_mode, RecoveryMode::TolerateCorruptedTail);
-        assert_eq!(c.segment_bytes, 64 << 20);
+        let w = wal(&c);
+        assert_eq!(w.checkpoint_threshold, 100);
+        assert_eq!(w.checkpoint_growth_percent, 100);
+        assert_eq!(w.snapshot_bytes_per_sec, 20_000_000);
+        assert_eq!(w.fsync, SyncPolicy::Always);
+        assert!(w.group_commit);
+        assert_eq!(w.recovery_mode, RecoveryMode::TolerateCorruptedTail);
+        assert_eq!(w.segment_bytes, 64 << 20);
         assert_eq!(c.slow_fsync, Some(Duration::from_secs(1)));
-        assert_eq!(c.sled_flush, SledFlush::Background);
+        assert_eq!(sled_flush(&c), SledFlush::Background);
         assert_eq!(c.max_value_bytes, 1_048_576);
         assert_eq!(c.admin_token, None);
         assert_eq!(c.service_name, "walab-wal");
@@ -757,16 +560,17 @@ mod tests {
         assert_eq!(c.backend, BackendKind::named("sled"));
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8003));
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
-        assert_eq!(c.checkpoint_threshold, 0);
+        let w = wal(&c);
+        assert_eq!(w.checkpoint_threshold, 0);
         assert_eq!(
-            c.fsync,
+            w.fsync,
             SyncPolicy::Interval(std::time::Duration::from_millis(250))
         );
-        assert!(!c.group_commit);
-        assert_eq!(c.recovery_mode, RecoveryMode::PointInTime);
-        assert_eq!(c.segment_bytes, 8192);
+        assert!(!w.group_commit);
+        assert_eq!(w.recovery_mode, RecoveryMode::PointInTime);
+        assert_eq!(w.segment_bytes, 8192);
         assert_eq!(c.slow_fsync, Some(Duration::from_millis(250)));
-        assert_eq!(c.sled_flush, SledFlush::Always);
+        assert_eq!(sled_flush(&c), SledFlush::Always);
         assert_eq!(c.max_value_bytes, 10);
         assert_eq!(c.admin_token.as_deref(), Some("s3cret"));
         assert_eq!(c.log_format, LogFormat::Json);
@@ -790,10 +594,11 @@ mod tests {
         );
         assert!(!c.wal_enabled());
         let b = c.backend_config();
-        assert_eq!(b.wal.checkpoint_threshold, 0);
-        assert_eq!(b.wal.checkpoint_growth_percent, 50);
-        assert_eq!(b.wal.snapshot_bytes_per_sec, 0);
-        assert_eq!(b.wal.dir, PathBuf::from("/tmp/x"));
+        let engine = w.engine_config(&b.data_dir);
+        assert_eq!(engine.checkpoint_threshold, 0);
+        assert_eq!(engine.checkpoint_growth_percent, 50);
+        assert_eq!(engine.snapshot_bytes_per_sec, 0);
+        assert_eq!(engine.dir, PathBuf::from("/tmp/x"));
     }
 
     #[test]
@@ -810,11 +615,9 @@ mod tests {
     #[test]
     fn etcd_settings_and_the_log_filter_are_read() {
         let c = parse(&[]).expect("defaults parse");
-        assert_eq!(c.etcd.endpoints, ["http://127.0.0.1:2379"]);
-        assert_eq!(
-            (c.etcd.prefix.as_str(), c.etcd.pid_dir.as_ref()),
-            ("walab/", None)
-        );
+        let e = etcd(&c);
+        assert_eq!(e.endpoints, ["http://127.0.0.1:2379"]);
+        assert_eq!((e.prefix.as_str(), e.pid_dir.as_ref()), ("walab/", None));
         assert_eq!(c.log_filter, "info");
         let c = parse(&[
             ("KV_BACKEND", "etcd"),
@@ -825,9 +628,10 @@ mod tests {
         ])
         .expect("parses");
         assert_eq!(c.backend, BackendKind::named("etcd"));
-        assert_eq!(c.etcd.endpoints, ["http://a:1", "http://b:2"]);
-        assert_eq!(c.etcd.prefix, "lab/");
-        assert_eq!(c.etcd.pid_dir, Some(PathBuf::from("/tmp/pids")));
+        let e = etcd(&c);
+        assert_eq!(e.endpoints, ["http://a:1", "http://b:2"]);
+        assert_eq!(e.prefix, "lab/");
+        assert_eq!(e.pid_dir, Some(PathBuf::from("/tmp/pids")));
         assert_eq!(c.log_filter, "info,walab::request=warn");
     }
 
@@ -892,7 +696,7 @@ mod tests {
             (
                 "KV_BACKEND",
                 "postgres",
-                "expected one of wal, memory, sled",
+                "expected one of wal, memory, sled, etcd, redb",
             ),
             ("WAL_ENABLED", "maybe", "expected true or false"),
             ("PORT", "80000", "expected a port number from 0 to 65535"),
@@ -912,6 +716,7 @@ mod tests {
             ("RECOVERY_MODE", "yolo", "expected tolerate-corrupted-tail"),
             ("SEGMENT_BYTES", "100", "at least 4096"),
             ("SLED_FLUSH", "never", "expected always or background"),
+            ("REDB_DURABILITY", "none", "expected immediate or eventual"),
             ("MAX_VALUE_BYTES", "0", "at least 1"),
             ("MAX_VALUE_BYTES", "1MB", "got '1MB'"),
             ("WALAB_RESTARTS", "x", "expected a whole number"),

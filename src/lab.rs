@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use walab_store::etcd::cluster::{self, ClusterSpec};
-use walab_store::{BackendKind, InLab};
+use walab_store::{BackendKind, CrashMode, InLab};
 
 use self::child::{Program, Spec};
 
@@ -38,13 +38,26 @@ pub struct LabOptions {
     pub host: String,
     /// Ports other than the catalog's (`--port wal=9001`, or `--wal-port 9001`).
     pub ports: Vec<(BackendKind, u16)>,
-    /// The flags that add backends (`etcd` for `--etcd`).
-    pub with: Vec<String>,
+    /// The backends to run, in the catalog's order.
+    pub backends: Vec<BackendKind>,
     /// The port of the lab's web page (default 8000); 0: no page.
     pub ui_port: u16,
     /// The connection limits of the page's server (the children read theirs from the same
     /// environment).
     pub limits: crate::config::Limits,
+}
+
+/// The backends a lab runs: those named (`--backends`), else the catalog's default ones
+/// (`InLab::Always`); and those whose flag was given (`--etcd`). In the catalog's order.
+pub fn chosen_backends(named: Vec<BackendKind>, flag: Option<&str>) -> Vec<BackendKind> {
+    BackendKind::all()
+        .filter(|kind| {
+            let by_default = named.is_empty() && kind.info().in_lab == InLab::Always;
+            let by_flag =
+                matches!((kind.info().in_lab, flag), (InLab::WithFlag(f), Some(g)) if f == g);
+            by_default || by_flag || named.contains(kind)
+        })
+        .collect()
 }
 
 /// How long to wait for the first "all healthy" before saying so.
@@ -136,11 +149,10 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
         "0.0.0.0" | "::" | "[::]" => "127.0.0.1".to_owned(),
         host => host.to_owned(),
     };
-    let wanted: Vec<(BackendKind, u16, String)> = BackendKind::all()
-        .filter(|kind| match kind.info().in_lab {
-            InLab::Always => true,
-            InLab::WithFlag(flag) => options.with.iter().any(|w| w == flag),
-        })
+    let wanted: Vec<(BackendKind, u16, String)> = options
+        .backends
+        .iter()
+        .copied()
         .map(|kind| {
             let port = options
                 .ports
@@ -170,7 +182,11 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             ));
         }
     }
-    let etcd = if options.with.iter().any(|w| w == "etcd") {
+    // A backend whose members can be killed runs on a cluster the lab starts beside it.
+    let etcd = if wanted
+        .iter()
+        .any(|(k, _, _)| k.can_crash(CrashMode::Leader))
+    {
         let bin = cluster::find_etcd().map_err(|e| format!("--etcd: {e}"))?;
         Some((
             bin,
@@ -262,10 +278,12 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
 fn own_run_dir(data_dir: &std::path::Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = data_dir.join(".run");
-    let made = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir);
+    let made = std::fs::create_dir_all(data_dir).and_then(|()| {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+    });
     let meta = made
         .and_then(|()| std::fs::symlink_metadata(&dir))
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -45,9 +45,14 @@ enum Command {
         #[arg(long = "port", value_name = "BACKEND=PORT", value_parser = parse_port)]
         ports: Vec<(BackendKind, u16)>,
         /// Also run a three-member etcd cluster (ports 12379/22379/32379, data in
-        /// DATA_DIR/etcd-N) and the etcd backend on 8004. Needs `etcd` on PATH.
+        /// DATA_DIR/etcd-N) and the etcd backend on 8004. Needs `etcd` on PATH. The same as
+        /// adding etcd to --backends.
         #[arg(long)]
         etcd: bool,
+        /// The backends to run, comma-separated, from the catalog (default: wal, memory,
+        /// sled; etcd=8004 and redb=8005 when named).
+        #[arg(long, value_delimiter = ',', value_parser = walab::config::backend_parser())]
+        backends: Vec<BackendKind>,
         /// Port of the lab's web page (the servers side by side); 0: no page.
         #[arg(long, default_value_t = 8000)]
         ui_port: u16,
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
             host,
             ports,
             etcd,
+            backends,
             ui_port,
         } => {
             // The children read the same environment; the page's proxy keeps their limits,
@@ -110,11 +116,7 @@ fn main() -> ExitCode {
                 data_dir,
                 host,
                 ports,
-                with: if etcd {
-                    vec!["etcd".into()]
-                } else {
-                    Vec::new()
-                },
+                backends: walab::lab::chosen_backends(backends, etcd.then_some("etcd")),
                 ui_port,
                 limits,
             };

@@ -140,7 +140,7 @@ impl Metrics {
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
-        let wal = if backend == "wal" {
+        let wal = if config.backend.info().wal_engine {
             Some(WalMetrics::register(&registry, config.slow_fsync)?)
         } else {
             None
@@ -179,8 +179,8 @@ impl Metrics {
             }
             self.size_on_disk.set(gauge(bytes));
         }
-        if let (Some(wal), Some(walab_store::Details::Wal(s))) = (&self.wal, &stats.details) {
-            wal.refresh(s);
+        if let (Some(wal), Some(levels)) = (&self.wal, &stats.log) {
+            wal.refresh(levels);
         }
     }
 

@@ -63,7 +63,7 @@ impl AppState {
         if let Some(wal) = &self.inner.metrics.wal {
             // The engine tells the metrics about each batch, sync, checkpoint and the
             // recovery that runs inside open_backend below.
-            backend_config.wal.observer = Some(Arc::new(wal.clone()));
+            backend_config.observer = Some(Arc::new(wal.clone()));
         }
         let backend = tokio::task::spawn_blocking(move || open_backend(&backend_config))
             .await
@@ -128,7 +128,7 @@ impl AppState {
     ) -> Result<Option<WriteAck>, ApiError> {
         let backend = self.backend()?;
         let started = Instant::now();
-        let span = crate::traces::store_span(operation, backend.kind().as_str());
+        let span = crate::traces::store_span(operation, self.inner.config.backend.as_str());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done: walab_store::WriteDone = Box::new(move |outcome| {
             // The receiver is gone only if the request was cancelled (its client left); the
@@ -190,7 +190,7 @@ impl AppState {
     {
         let backend = self.backend()?;
         let started = Instant::now();
-        let span = crate::traces::store_span(operation, backend.kind().as_str());
+        let span = crate::traces::store_span(operation, self.inner.config.backend.as_str());
         let result = tokio::task::spawn_blocking(move || span.in_scope(|| op(backend.as_ref())))
             .await
             .map_err(|e| {

@@ -121,7 +121,7 @@ fn serve_help_names_every_variable_of_the_configuration_page_with_its_default() 
         );
     }
     for values in [
-        "[possible values: wal, memory, sled, etcd]",
+        "[possible values: wal, memory, sled, etcd, redb]",
         "[possible values: always, never, interval:<ms>]",
         "[possible values: background, always]",
         "[possible values: tolerate-corrupted-tail, absolute-consistency, point-in-time]",
@@ -135,7 +135,7 @@ fn serve_help_names_every_variable_of_the_configuration_page_with_its_default() 
 fn torture_help_shows_the_allowed_backends_and_policies() {
     let help = stdout(&walab(&["torture", "--help"]));
     assert!(
-        help.contains("[possible values: wal, memory, sled, etcd]"),
+        help.contains("[possible values: wal, memory, sled, etcd, redb]"),
         "{help}"
     );
     assert!(
@@ -146,7 +146,7 @@ fn torture_help_shows_the_allowed_backends_and_policies() {
     assert_eq!(refused.status.code(), Some(2));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("expected one of wal, memory, sled, etcd"),
+        err.contains("expected one of wal, memory, sled, etcd, redb"),
         "{err}"
     );
 }

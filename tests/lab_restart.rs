@@ -149,7 +149,7 @@ fn a_port_for_an_unknown_backend_lists_the_backends() {
     assert_eq!(status.code(), Some(2), "{}", lab.output());
     assert!(
         lab.output()
-            .contains("unknown backend 'rocks': expected one of wal, memory, sled, etcd"),
+            .contains("unknown backend 'rocks': expected one of wal, memory, sled, etcd, redb"),
         "{}",
         lab.output()
     );

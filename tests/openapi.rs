@@ -253,11 +253,7 @@ async fn documented_statuses_match_real_responses() {
     let big = format!(r#"{{"key":"k","value":"{}"}}"#, "x".repeat(MAX_VALUE));
     let put = r#"{"key":"k","value":{"a":[1,null]}}"#;
     for kind in kinds() {
-        let checkpoint = if kind == BackendKind::named("memory") {
-            400
-        } else {
-            200
-        };
+        let checkpoint = if kind.supports().checkpoint { 200 } else { 400 };
         // (method, documented path, request URI, body, status), in order on one server.
         let mut cases: Vec<(&str, &str, &str, Option<&str>, u16)> = vec![
             ("get", "/health", "/health", None, 200),
@@ -295,7 +291,7 @@ async fn documented_statuses_match_real_responses() {
             ),
             ("post", "/admin/clear", "/admin/clear", None, 200),
         ];
-        if kind != BackendKind::named("wal") {
+        if !kind.can_crash(walab_store::CrashMode::PowerLoss) {
             let uri = "/admin/crash?mode=power-loss";
             cases.push(("post", "/admin/crash", uri, None, 400));
         }

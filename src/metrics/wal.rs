@@ -20,7 +20,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 
 use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
-use walab_store::wal::WalStats;
+use walab_store::LogLevels;
 use walab_wal::{CheckpointReport, Observer, RecoveryReport};
 
 use super::gauge;
@@ -164,13 +164,13 @@ impl WalMetrics {
     }
 
     /// Refresh the levels from the WAL backend's stats (at scrape time).
-    pub fn refresh(&self, stats: &WalStats) {
-        self.log_size.set(gauge(stats.wal_size_bytes));
-        self.segments.set(gauge(stats.wal_segments));
+    pub fn refresh(&self, log: &LogLevels) {
+        self.log_size.set(gauge(log.size_bytes));
+        self.segments.set(gauge(log.segments));
         self.records_since_checkpoint
-            .set(gauge(stats.entries_since_checkpoint));
-        self.sequence.set(gauge(stats.wal_sequence));
-        self.poisoned.set(i64::from(stats.poisoned.is_some()));
+            .set(gauge(log.records_since_checkpoint));
+        self.sequence.set(gauge(log.sequence));
+        self.poisoned.set(i64::from(log.poisoned));
     }
 
     fn synced(&self, took: Duration) {

@@ -27,10 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::builder::TypedValueParser as _;
 use client::Client;
 use model::{Effect, Op, Outcome};
 use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
+use walab_store::parse::choices;
+use walab_store::{BackendKind, CrashMode};
 
 /// How the server is crashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,13 +62,13 @@ impl CrashKind {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TortureOptions {
     /// Which backend to torture.
-    #[arg(long, default_value = "wal", value_parser = crate::config::backend_parser().map(|k| k.to_string()))]
-    pub backend: String,
+    #[arg(long, default_value = "wal", value_parser = crate::config::backend_parser())]
+    pub backend: BackendKind,
     /// The WAL's FSYNC policy.
-    #[arg(long, default_value = "always", value_parser = crate::config::fsync_parser().map(|p| p.to_string()))]
+    #[arg(long, default_value = "always", value_parser = choices(vec!["always", "never", "interval:<ms>"], |v: &str| v.parse::<walab_wal::SyncPolicy>().map(|p| p.to_string())))]
     pub fsync: String,
     /// sled's SLED_FLUSH.
-    #[arg(long, default_value = "background", value_parser = crate::config::sled_flush_parser().map(|f| f.as_str().to_owned()))]
+    #[arg(long, default_value = "background", value_parser = choices(vec!["background", "always"], |v: &str| v.parse::<walab_store::sled_backend::SledFlush>().map(|f| f.as_str().to_owned())))]
     pub sled_flush: String,
     /// How to crash the server.
     #[arg(long, value_enum, default_value = "kill")]
@@ -99,40 +100,80 @@ pub struct TortureOptions {
     /// Keep the server's data here instead of a temporary directory.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Another setting for the server, as its variable: `--setting REDB_DURABILITY=eventual`
+    /// (repeatable).
+    #[arg(long = "setting", value_name = "VAR=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+}
+
+fn parse_setting(v: &str) -> Result<(String, String), String> {
+    match v.split_once('=') {
+        Some((var, value)) if !var.trim().is_empty() => {
+            Ok((var.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("expected VAR=VALUE, got '{v}'")),
+    }
 }
 
 impl TortureOptions {
-    /// Whether the backend promises that every acknowledged write survives this crash.
-    pub fn promises_no_loss(&self) -> bool {
-        match self.backend.as_str() {
-            "wal" => self.crash == CrashKind::Kill || self.fsync == "always",
-            "sled" => self.sled_flush == "always",
-            // A majority keeps every acknowledged write, and so do all three restarted.
-            "etcd" => true,
-            _ => false,
-        }
+    /// Whether the server promised that every acknowledged write survives this crash:
+    /// from its own `durability` in `/admin/stats`, so the torture holds every backend to
+    /// what it says of itself. A member kill is a process crash of the replicated store.
+    fn promises_no_loss(&self, durability: &serde_json::Value) -> bool {
+        let field = match self.crash {
+            CrashKind::PowerLoss => "survives_power_loss",
+            _ => "survives_process_crash",
+        };
+        durability[field] == true
     }
 
     /// A crash this backend cannot have, in words.
     fn check(&self) -> Result<(), String> {
-        if self.crash == CrashKind::PowerLoss && self.backend != "wal" {
-            return Err("--crash power-loss is simulated by the WAL engine only".into());
-        }
-        if self.crash.kills_members() && self.backend != "etcd" {
+        if self.crash == CrashKind::PowerLoss && !self.backend.can_crash(CrashMode::PowerLoss) {
             return Err(format!(
-                "--crash {:?} kills etcd members: it needs --backend etcd",
-                self.crash
+                "--crash power-loss: the {} backend can crash with {}",
+                self.backend,
+                self.backend.crash_modes_text()
+            ));
+        }
+        if self.crash.kills_members() && !self.backend.can_crash(CrashMode::Leader) {
+            return Err(format!(
+                "--crash {:?} kills members of a replicated store; the {} backend can crash with {}",
+                self.crash,
+                self.backend,
+                self.backend.crash_modes_text()
             ));
         }
         Ok(())
     }
 
+    /// The settings passed to the server, as `VAR=VALUE`.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("FSYNC".to_owned(), self.fsync.clone()),
+            ("SLED_FLUSH".to_owned(), self.sled_flush.clone()),
+        ];
+        env.extend(self.settings.iter().cloned());
+        env
+    }
+
+    /// The settings passed to the server that are this backend's own (`FSYNC=always`),
+    /// or `defaults`.
     fn policy(&self) -> String {
-        match self.backend.as_str() {
-            "wal" => format!("FSYNC={}", self.fsync),
-            "sled" => format!("SLED_FLUSH={}", self.sled_flush),
-            "etcd" => "3 members".into(),
-            _ => "-".into(),
+        let own = (self.backend.info().settings)(clap::Command::new("settings"));
+        let own: Vec<String> = self
+            .env()
+            .into_iter()
+            .filter(|(var, _)| {
+                own.get_arguments()
+                    .any(|a| a.get_env().is_some_and(|e| e == var.as_str()))
+            })
+            .map(|(var, value)| format!("{var}={value}"))
+            .collect();
+        if own.is_empty() {
+            "defaults".into()
+        } else {
+            own.join(" ")
         }
     }
 }
@@ -173,6 +214,9 @@ struct Totals {
     /// Member crashes: from the kill to the first acknowledged write.
     stall_ms: Vec<u64>,
     resources: resources::Span,
+    /// Whether the server promised to keep every acknowledged write under this crash
+    /// (its `durability`, read at the first start).
+    promised: bool,
 }
 
 struct Server {
@@ -200,12 +244,11 @@ fn start_server(
         .open(log)?;
     let child = Command::new(exe)
         .arg("serve")
-        .env("KV_BACKEND", &opts.backend)
+        .env("KV_BACKEND", opts.backend.as_str())
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("DATA_DIR", dir)
-        .env("FSYNC", &opts.fsync)
-        .env("SLED_FLUSH", &opts.sled_flush)
+        .envs(opts.env())
         .env(
             "CHECKPOINT_THRESHOLD",
             opts.checkpoint_threshold.to_string(),
@@ -365,7 +408,7 @@ pub fn run(opts: TortureOptions) -> ExitCode {
     match torture(&opts) {
         Ok(t) => {
             print_summary(&opts, &t);
-            if opts.promises_no_loss() && (t.lost > 0 || t.phantom > 0 || t.seq_backwards > 0) {
+            if t.promised && (t.lost > 0 || t.phantom > 0 || t.seq_backwards > 0) {
                 eprintln!(
                     "walab torture: FAILED: the {} backend ({}) promised to keep every acknowledged write",
                     opts.backend,
@@ -414,7 +457,8 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
     );
     let log = std::env::temp_dir().join(format!("walab-torture-{}.log", std::process::id()));
     println!("torture: server log in {}", log.display());
-    let mut etcd = if opts.backend == "etcd" {
+    // A backend whose members can be killed runs on a cluster the torture starts.
+    let mut etcd = if opts.backend.can_crash(CrashMode::Leader) {
         Some(start_cluster(&dir)?)
     } else {
         None
@@ -445,6 +489,9 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         let actual = read_all(server.addr)?;
         let check = model::check_cycle(&keys, &baseline, &pending, &actual);
         let st = stats(server.addr);
+        if cycle == 0 {
+            totals.promised = opts.promises_no_loss(&st["durability"]);
+        }
         if cycle > 0 {
             let acked = pending
                 .iter()
@@ -682,16 +729,12 @@ fn print_summary(opts: &TortureOptions, t: &Totals) {
         t.in_flight,
         t.failed,
         t.seq_backwards,
-        if opts.backend == "wal" {
+        if opts.backend.info().wal_engine {
             t.checkpoints_cut_short.to_string()
         } else {
             "-".into()
         },
-        if opts.promises_no_loss() {
-            "no loss"
-        } else {
-            "none"
-        }
+        if t.promised { "no loss" } else { "none" }
     );
 }
 

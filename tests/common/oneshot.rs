@@ -9,13 +9,14 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
 use walab::{AppState, Config};
-use walab_store::{BackendKind, InLab, open_backend};
+use walab_store::{BackendKind, CrashMode, open_backend};
 
-/// The backends this file runs against: those that need nothing but a directory (etcd,
-/// which needs a cluster, runs the store's conformance suite and the lab's e2e instead).
+/// The backends this file runs against: those that need nothing but a directory (a
+/// replicated store, whose members can be killed, needs a cluster: etcd runs the store's
+/// conformance suite and the lab's e2e instead).
 pub fn kinds() -> Vec<BackendKind> {
     BackendKind::all()
-        .filter(|k| k.info().in_lab == InLab::Always)
+        .filter(|k| !k.can_crash(CrashMode::Leader))
         .collect()
 }
 

@@ -25,6 +25,7 @@ case "$mode" in
       "--backend wal --fsync always --crash power-loss"
       "--backend sled --sled-flush always --crash kill"
       "--backend wal --fsync never --crash power-loss"
+      "--backend redb --crash kill"
     )
     if command -v etcd > /dev/null || [ -n "${ETCD_BIN:-}" ]; then
       rows+=(
@@ -59,6 +60,8 @@ case "$mode" in
       "--backend memory --crash kill"
       "--backend sled --sled-flush background --crash kill"
       "--backend sled --sled-flush always --crash kill"
+      "--backend redb --crash kill"
+      "--backend redb --setting REDB_DURABILITY=eventual --crash kill"
       "--backend etcd --crash kill"
       "--backend etcd --crash leader"
       "--backend etcd --crash follower"

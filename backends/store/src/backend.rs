@@ -14,7 +14,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::StoreError;
-use crate::catalog::BackendKind;
 use crate::stats::{CheckpointOutcome, CrashReport, StoreStats};
 
 /// A stored value: cheap to clone, shared with the engine's state.
@@ -189,12 +188,9 @@ impl std::str::FromStr for CrashMode {
 ///
 /// A write returns only after the backend has done what [`KvBackend::durability`] promises.
 /// What the backend supports beyond reads and writes (a log, checkpoints, crash modes) is in
-/// its row of the catalog ([`BackendKind::supports`]); the methods for those have defaults
+/// its row of the catalog ([`crate::BackendKind::supports`]); the methods for those have defaults
 /// for a backend without them.
 pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
-    /// Which backend this is: its row in the catalog.
-    fn kind(&self) -> BackendKind;
-
     /// What an acknowledged write survives.
     fn durability(&self) -> Durability;
 
@@ -223,10 +219,9 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
 
     /// Make the log redundant up to now (the WAL), flush (sled), compact (etcd).
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
-        Err(StoreError::Unsupported(format!(
-            "WAL is not enabled: the {} backend keeps no log to checkpoint; use port 8001 (KV_BACKEND=wal)",
-            self.kind()
-        )))
+        Err(StoreError::Unsupported(
+            "WAL is not enabled: this backend keeps no log to checkpoint; use port 8001 (KV_BACKEND=wal)".into(),
+        ))
     }
 
     /// The newest log records, at most `limit` of them, and no more than `max_bytes` of
@@ -288,9 +283,7 @@ pub trait KvBackend: Send + Sync + fmt::Debug + 'static {
         match mode {
             CrashMode::Process => Ok(CrashReport::default()),
             other => Err(StoreError::Unsupported(format!(
-                "mode={other} is not something the {} backend can do; it can crash with {}",
-                self.kind(),
-                self.kind().crash_modes_text()
+                "mode={other} is not something this backend can do; its row in the catalog says which modes it has"
             ))),
         }
     }

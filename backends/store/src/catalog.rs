@@ -3,115 +3,31 @@
 //! Everything that used to ask "is this the WAL?" asks the row instead: its name (in
 //! `KV_BACKEND`, metrics labels, `/api/<name>` on the lab's page), the lab's port for it,
 //! the one line the lab prints about it, what it supports beyond reads and writes, and how
-//! to open it. Adding a backend is its file (an impl of [`KvBackend`] and an `open`
-//! function) plus one row in [`CATALOG`].
+//! to open it. Adding a backend is its file (an impl of [`KvBackend`], its settings, its
+//! `open` and its `ROW`) plus one line in [`CATALOG`].
 
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::Serialize;
+use clap::{ArgMatches, Args, Command, FromArgMatches};
 
-use crate::backend::{CrashMode, KvBackend};
-use crate::{BackendConfig, StoreError};
+use crate::backend::KvBackend;
+use crate::row::{BackendConfig, BackendInfo, BackendKind, BackendSettings};
+use crate::{StoreError, etcd, memory, redb_backend, sled_backend, wal};
 
-/// What a backend can do beyond reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Supports {
-    /// It keeps a log that `GET /admin/wal` can show (the runbook's `wal_enabled`).
-    pub log: bool,
-    /// `POST /admin/checkpoint` does something (what, the backend says in its answer).
-    pub checkpoint: bool,
-    /// The `?mode=` values `POST /admin/crash` accepts.
-    pub crash_modes: &'static [CrashMode],
-}
-
-/// When `walab lab` runs a backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InLab {
-    /// Always.
-    Always,
-    /// Only with this flag (`--etcd`): the backend needs something the lab must start too.
-    WithFlag(&'static str),
-}
-
-/// One row of the catalog.
-#[derive(Debug)]
-pub struct BackendInfo {
-    /// Its name: `KV_BACKEND=<name>`, the `backend` label, `/api/<name>/` on the page.
-    pub name: &'static str,
-    /// Its port in the lab (and in Compose).
-    pub lab_port: u16,
-    /// One line saying what it is and what an acknowledged write survives there.
-    pub title: &'static str,
-    /// What it can do beyond reads and writes.
-    pub supports: Supports,
-    /// When the lab runs it.
-    pub in_lab: InLab,
-    /// Open it (for the WAL this runs recovery).
-    pub open: fn(&BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError>,
-}
-
-/// Every backend, in the lab's port order.
-pub static CATALOG: [BackendInfo; 4] = [
-    BackendInfo {
-        name: "wal",
-        lab_port: 8001,
-        title: "write-ahead log: acknowledged writes survive a crash",
-        supports: Supports {
-            log: true,
-            checkpoint: true,
-            crash_modes: &[CrashMode::Process, CrashMode::PowerLoss],
-        },
-        in_lab: InLab::Always,
-        open: crate::wal::open,
-    },
-    BackendInfo {
-        name: "memory",
-        lab_port: 8002,
-        title: "memory only (no WAL): a crash loses everything",
-        supports: Supports {
-            log: false,
-            checkpoint: false,
-            crash_modes: &[CrashMode::Process],
-        },
-        in_lab: InLab::Always,
-        open: crate::memory::open,
-    },
-    BackendInfo {
-        name: "sled",
-        lab_port: 8003,
-        title: "sled 0.34: durable once sled flushes (SLED_FLUSH=always: every write)",
-        supports: Supports {
-            log: false,
-            checkpoint: true,
-            crash_modes: &[CrashMode::Process],
-        },
-        in_lab: InLab::Always,
-        open: crate::sled_backend::open,
-    },
-    BackendInfo {
-        name: "etcd",
-        lab_port: 8004,
-        title: "etcd, 3 members: acknowledged writes survive the loss of any one",
-        supports: Supports {
-            log: true,
-            checkpoint: true,
-            crash_modes: &[CrashMode::Process, CrashMode::Leader, CrashMode::AllMembers],
-        },
-        in_lab: InLab::WithFlag("etcd"),
-        open: crate::etcd::open,
-    },
+/// Every backend, in the lab's port order: each module's own row.
+pub static CATALOG: [&BackendInfo; 5] = [
+    &wal::ROW,
+    &memory::ROW,
+    &sled_backend::ROW,
+    &etcd::ROW,
+    &redb_backend::ROW,
 ];
-
-/// A backend: a handle on its row of [`CATALOG`]. Cheap to copy; equal when the rows are.
-#[derive(Clone, Copy)]
-pub struct BackendKind(&'static BackendInfo);
 
 impl BackendKind {
     /// Every backend, in the lab's port order.
     pub fn all() -> impl Iterator<Item = BackendKind> {
-        CATALOG.iter().map(BackendKind)
+        CATALOG.iter().copied().map(BackendKind)
     }
 
     /// The backend called `name`.
@@ -122,74 +38,6 @@ impl BackendKind {
     pub fn named(name: &str) -> BackendKind {
         name.parse()
             .unwrap_or_else(|e: String| panic!("{e} (BackendKind::named)"))
-    }
-
-    /// Its row.
-    pub fn info(self) -> &'static BackendInfo {
-        self.0
-    }
-
-    /// The name used in `KV_BACKEND`, metrics labels and JSON.
-    pub fn as_str(self) -> &'static str {
-        self.0.name
-    }
-
-    /// What it can do beyond reads and writes.
-    pub fn supports(self) -> Supports {
-        self.0.supports
-    }
-
-    /// Whether `POST /admin/crash?mode=<mode>` works here.
-    pub fn can_crash(self, mode: CrashMode) -> bool {
-        self.0.supports.crash_modes.contains(&mode)
-    }
-
-    /// `process or power-loss`: the crash modes, for messages.
-    pub fn crash_modes_text(self) -> String {
-        let names: Vec<&str> = self
-            .0
-            .supports
-            .crash_modes
-            .iter()
-            .map(|m| m.as_str())
-            .collect();
-        match names.split_last() {
-            Some((last, [])) => format!("mode={last} only"),
-            Some((last, rest)) => format!("mode={} or {last}", rest.join(", ")),
-            None => "no mode".into(),
-        }
-    }
-}
-
-impl PartialEq for BackendKind {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.name == other.0.name
-    }
-}
-
-impl Eq for BackendKind {}
-
-impl std::hash::Hash for BackendKind {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.name.hash(state);
-    }
-}
-
-impl fmt::Debug for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.name)
-    }
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.name)
-    }
-}
-
-impl Serialize for BackendKind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.name)
     }
 }
 
@@ -210,14 +58,70 @@ impl FromStr for BackendKind {
     }
 }
 
+/// The settings groups of every row, flattened into `walab serve` (`#[command(flatten)]`).
+impl Args for BackendSettings {
+    fn augment_args(cmd: Command) -> Command {
+        CATALOG.iter().fold(cmd, |cmd, row| (row.settings)(cmd))
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for BackendSettings {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(BackendSettings(matches.clone()))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0 = matches.clone();
+        Ok(())
+    }
+}
+
+impl BackendSettings {
+    /// Every backend's defaults (no flag, no environment): for tests and tools that open a
+    /// backend without a command line.
+    pub fn defaults() -> BackendSettings {
+        BackendSettings::with(&[])
+    }
+
+    /// The defaults, with `flags` (`["--fsync=never"]`) on top.
+    ///
+    /// # Panics
+    /// When a flag is not one of the catalog's settings, or its value is refused: for flags
+    /// written in code.
+    pub fn with(flags: &[&str]) -> BackendSettings {
+        let cmd = BackendSettings::augment_args(Command::new("settings")).mut_args(|a| a.env(None));
+        let matches = cmd
+            .try_get_matches_from(std::iter::once("settings").chain(flags.iter().copied()))
+            .unwrap_or_else(|e| panic!("backend settings {flags:?}: {e}"));
+        BackendSettings(matches)
+    }
+}
+
+impl BackendConfig {
+    /// `kind` in `data_dir` with every setting at its default.
+    pub fn new(kind: BackendKind, data_dir: impl Into<std::path::PathBuf>) -> BackendConfig {
+        BackendConfig {
+            kind,
+            data_dir: data_dir.into(),
+            settings: BackendSettings::defaults(),
+            observer: None,
+        }
+    }
+}
+
 /// Open the backend `config` names.
 pub fn open_backend(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
-    (config.kind.0.open)(config)
+    (config.kind.info().open)(config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CrashMode;
 
     #[test]
     fn names_ports_and_flags_are_unique() {
@@ -229,7 +133,7 @@ mod tests {
         ports.dedup();
         assert_eq!(names.len(), CATALOG.len());
         assert_eq!(ports.len(), CATALOG.len());
-        for b in &CATALOG {
+        for b in CATALOG {
             assert!(
                 b.supports.crash_modes.contains(&CrashMode::Process),
                 "{}: every server can be killed",
@@ -250,8 +154,15 @@ mod tests {
         let err = "rocks".parse::<BackendKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown backend 'rocks': expected one of wal, memory, sled, etcd"
+            "unknown backend 'rocks': expected one of wal, memory, sled, etcd, redb"
         );
+    }
+
+    #[test]
+    fn every_setting_has_a_default() {
+        // Opening a backend without a command line must work for every row.
+        let settings = BackendSettings::defaults();
+        assert!(settings.0.ids().count() > 0);
     }
 
     #[test]

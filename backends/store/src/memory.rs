@@ -4,11 +4,30 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use crate::backend::{Calls, Durability, KvBackend, ReadPath, Value, WriteAck, WritePath};
-use crate::{BackendConfig, BackendKind, StoreError};
+use crate::StoreError;
+use crate::backend::{
+    Calls, CrashMode, Durability, KvBackend, ReadPath, Value, WriteAck, WritePath,
+};
+use crate::row::{BackendConfig, BackendInfo, InLab, Supports, no_settings};
+
+/// The memory store's row in the catalog.
+pub static ROW: BackendInfo = BackendInfo {
+    name: "memory",
+    lab_port: 8002,
+    title: "memory only (no WAL): a crash loses everything",
+    supports: Supports {
+        log: false,
+        checkpoint: false,
+        crash_modes: &[CrashMode::Process],
+    },
+    in_lab: InLab::Always,
+    wal_engine: false,
+    settings: no_settings,
+    open,
+};
 
 /// The catalog's `open`: a new, empty map (nothing to recover).
-pub fn open(_config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+fn open(_config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
     Ok(Arc::new(MemoryBackend::new()))
 }
 
@@ -36,10 +55,6 @@ impl MemoryBackend {
 }
 
 impl KvBackend for MemoryBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::named("memory")
-    }
-
     fn durability(&self) -> Durability {
         Durability {
             survives_process_crash: false,

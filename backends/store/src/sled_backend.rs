@@ -5,18 +5,84 @@
 //! [`SledFlush::Always`] every write is flushed (fsynced) before it is acknowledged.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::backend::{Durability, KvBackend, Value, WriteAck};
-use crate::stats::{CheckpointOutcome, Details, StoreStats};
-use crate::{BackendConfig, BackendKind, SledFlush, StoreError};
+use clap::Args;
+
+use crate::StoreError;
+use crate::backend::{CrashMode, Durability, KvBackend, Value, WriteAck};
+use crate::parse::choices;
+use crate::row::{BackendConfig, BackendInfo, InLab, Supports};
+use crate::stats::{CheckpointOutcome, StoreStats, details};
+
+/// sled's row in the catalog.
+pub static ROW: BackendInfo = BackendInfo {
+    name: "sled",
+    lab_port: 8003,
+    title: "sled 0.34: durable once sled flushes (SLED_FLUSH=always: every write)",
+    supports: Supports {
+        log: false,
+        checkpoint: true,
+        crash_modes: &[CrashMode::Process],
+    },
+    in_lab: InLab::Always,
+    wal_engine: false,
+    settings: SledSettings::augment_args,
+    open,
+};
+
+/// sled's settings.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "sled (KV_BACKEND=sled)")]
+pub struct SledSettings {
+    /// always: sled flushes before every acknowledgement.
+    #[arg(long, env, default_value = "background")]
+    #[arg(value_parser = choices(vec!["background", "always"], SledFlush::from_str))]
+    pub sled_flush: SledFlush,
+}
+
+/// When sled flushes its buffers to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SledFlush {
+    /// sled's own background flush (every 500 ms): fast, loses recent writes on a crash.
+    #[default]
+    Background,
+    /// Flush before every acknowledgement.
+    Always,
+}
+
+impl SledFlush {
+    /// The name used in `SLED_FLUSH`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SledFlush::Background => "background",
+            SledFlush::Always => "always",
+        }
+    }
+}
+
+impl FromStr for SledFlush {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "background" | "default" => Ok(SledFlush::Background),
+            "always" => Ok(SledFlush::Always),
+            other => Err(format!(
+                "unknown sled flush mode '{other}': expected always or background"
+            )),
+        }
+    }
+}
 
 /// The catalog's `open`: the database in the data directory, flushed as `SLED_FLUSH` says.
-pub fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    let settings: SledSettings = config.settings.get()?;
     Ok(Arc::new(SledBackend::open(
         &config.data_dir,
-        config.sled_flush,
+        settings.sled_flush,
     )?))
 }
 
@@ -56,10 +122,6 @@ fn key_string(key: &[u8]) -> String {
 }
 
 impl KvBackend for SledBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::named("sled")
-    }
-
     fn durability(&self) -> Durability {
         match self.flush {
             SledFlush::Always => Durability {
@@ -140,9 +202,8 @@ impl KvBackend for SledBackend {
     fn stats(&self) -> StoreStats {
         StoreStats {
             size_on_disk_bytes: self.db.size_on_disk().ok(),
-            details: Some(Details::Sled {
-                sled_flush: self.flush.as_str(),
-            }),
+            log: None,
+            details: details(&serde_json::json!({ "sled_flush": self.flush.as_str() })),
         }
     }
 }

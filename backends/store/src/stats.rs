@@ -1,14 +1,12 @@
 //! What backends report besides data: `/admin/stats`, checkpoints and crashes, as typed
 //! structs.
 //!
-//! The server flattens them into its JSON answers and reads the numbers it turns into
-//! metrics from the fields, so a renamed field is a compile error, not a gauge that quietly
-//! stops moving. A backend with nothing of its own to report leaves the defaults.
+//! The server flattens them into its JSON answers. The numbers it turns into metrics come
+//! from typed fields ([`LogLevels`]), so a renamed field is a compile error, not a gauge
+//! that quietly stops moving; the rest is each backend's own, serialised by the backend. A
+//! backend with nothing of its own to report leaves the defaults.
 
 use serde::Serialize;
-
-pub use crate::etcd::EtcdStats;
-pub use crate::wal::WalStats;
 
 /// What `/admin/stats` shows beyond the fields every server has.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -16,28 +14,38 @@ pub struct StoreStats {
     /// Bytes the store takes on disk, for backends that know it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_on_disk_bytes: Option<u64>,
-    /// The backend's own fields, flattened into the answer.
+    /// The levels of a backend's log, which the server turns into gauges; `None` for a
+    /// backend without one. Not in the JSON (the backend's details say the same there).
+    #[serde(skip)]
+    pub log: Option<LogLevels>,
+    /// The backend's own fields, flattened into the answer: each backend serialises its
+    /// own struct (see [`details`]), so the server needs to know none of them.
     #[serde(flatten)]
-    pub details: Option<Details>,
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A backend's own fields. A new backend with fields of its own adds a variant; one
-/// without leaves [`StoreStats::details`] empty.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Details {
-    /// walab's WAL engine.
-    Wal(Box<WalStats>),
-    /// sled.
-    Sled {
-        /// `SLED_FLUSH`: `always` or `background`.
-        sled_flush: &'static str,
-    },
-    /// An etcd cluster.
-    Etcd {
-        /// The cluster as the server sees it.
-        etcd: EtcdStats,
-    },
+/// A log's levels at one moment, as a backend with a log reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogLevels {
+    /// The last sequence number applied.
+    pub sequence: u64,
+    /// Bytes in all live log files.
+    pub size_bytes: u64,
+    /// Live log files.
+    pub segments: u64,
+    /// Records a crash now would replay.
+    pub records_since_checkpoint: u64,
+    /// Whether the log refuses writes after a failure.
+    pub poisoned: bool,
+}
+
+/// `value`'s fields as a JSON object, for [`StoreStats::details`]. A value that is not an
+/// object (a bug in a backend) becomes no fields at all rather than an error in `/admin/stats`.
+pub fn details(value: &impl Serialize) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
 }
 
 /// The answer to a checkpoint request, beyond `status`.

@@ -1,16 +1,100 @@
 //! The adapter from the `walab-wal` engine to [`KvBackend`]: the only code that knows both.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
+use clap::Args;
 use serde::Serialize;
-use walab_wal::{Engine, Op, SyncPolicy};
+use walab_wal::{Engine, Op, RecoveryMode, SyncPolicy};
 
+use crate::StoreError;
 use crate::backend::{
     Calls, CrashMode, Durability, KvBackend, ReadPath, Value, WalEntry, WalListing, Write,
     WriteAck, WriteDone, WritePath,
 };
-use crate::stats::{CheckpointOutcome, CrashReport, Details, StoreStats};
-use crate::{BackendConfig, BackendKind, StoreError};
+use crate::parse::{at_least, choices, whole};
+use crate::row::{BackendConfig, BackendInfo, BackendKind, InLab, Supports};
+use crate::stats::{CheckpointOutcome, CrashReport, LogLevels, StoreStats, details};
+
+/// The WAL's row in the catalog.
+pub static ROW: BackendInfo = BackendInfo {
+    name: "wal",
+    lab_port: 8001,
+    title: "write-ahead log: acknowledged writes survive a crash",
+    supports: Supports {
+        log: true,
+        checkpoint: true,
+        crash_modes: &[CrashMode::Process, CrashMode::PowerLoss],
+    },
+    in_lab: InLab::Always,
+    wal_engine: true,
+    settings: WalSettings::augment_args,
+    open,
+};
+
+/// The engine's settings, as `walab serve` reads them. Each default is the engine's own
+/// ([`walab_wal::Config::default`]), written once, there.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Write-ahead log (KV_BACKEND=wal)")]
+pub struct WalSettings {
+    /// When a write is synced: always (acknowledged after fdatasync), interval:<ms>
+    /// (acknowledged after write(), synced every ms), never (left to the OS).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().sync)]
+    #[arg(value_parser = choices(vec!["always", "never", "interval:<ms>"], SyncPolicy::from_str))]
+    pub fsync: SyncPolicy,
+    /// off: every write pays its own fdatasync, to show what group commit buys.
+    #[arg(long, env, action = clap::ArgAction::Set, default_value = "on")]
+    #[arg(value_parser = choices(vec!["on", "off"], on_or_off))]
+    pub group_commit: bool,
+    /// An automatic checkpoint needs at least this many records since the last one (0:
+    /// never).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().checkpoint_threshold)]
+    #[arg(value_parser = whole("a whole number of records (0 turns automatic checkpoints off)"))]
+    pub checkpoint_threshold: u64,
+    /// ... and the log grown by this share of the last snapshot's size (0: the threshold
+    /// alone).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().checkpoint_growth_percent)]
+    #[arg(value_parser = whole("a whole percentage of the last snapshot's size (0: the threshold alone decides)"))]
+    pub checkpoint_growth_percent: u64,
+    /// How fast a checkpoint writes its snapshot, in bytes per second (0: as fast as the
+    /// disk takes it).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().snapshot_bytes_per_sec)]
+    #[arg(value_parser = whole("a whole number of bytes per second (0: as fast as the disk takes it)"))]
+    pub snapshot_bytes_per_sec: u64,
+    /// Start a new log segment at this size, in bytes.
+    #[arg(long, env, default_value_t = walab_wal::Config::default().segment_bytes)]
+    #[arg(value_parser = at_least(walab_wal::config::MIN_SEGMENT_BYTES, "bytes"))]
+    pub segment_bytes: u64,
+    /// What recovery does with damage (named after RocksDB's modes).
+    #[arg(long, env, default_value_t = walab_wal::Config::default().recovery_mode)]
+    #[arg(value_parser = choices(
+        vec!["tolerate-corrupted-tail", "absolute-consistency", "point-in-time"],
+        RecoveryMode::from_str,
+    ))]
+    pub recovery_mode: RecoveryMode,
+}
+
+fn on_or_off(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got '{v}'")),
+    }
+}
+
+impl WalSettings {
+    /// The engine's configuration for a log in `dir`.
+    pub fn engine_config(&self, dir: impl Into<std::path::PathBuf>) -> walab_wal::Config {
+        walab_wal::Config::new(dir)
+            .sync(self.fsync)
+            .group_commit(self.group_commit)
+            .checkpoint_threshold(self.checkpoint_threshold)
+            .checkpoint_growth_percent(self.checkpoint_growth_percent)
+            .snapshot_bytes_per_sec(self.snapshot_bytes_per_sec)
+            .segment_bytes(self.segment_bytes)
+            .recovery_mode(self.recovery_mode)
+    }
+}
 
 /// walab's own engine as a backend.
 #[derive(Debug)]
@@ -37,11 +121,12 @@ impl WalBackend {
     }
 }
 
-/// The catalog's `open` for the WAL: the engine's settings from `config`, in its data
-/// directory.
-pub fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
-    let mut wal = config.wal.clone();
-    wal.dir = config.data_dir.clone();
+/// The catalog's `open` for the WAL: its settings, in the data directory, told to the
+/// server's observer.
+fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    let settings: WalSettings = config.settings.get()?;
+    let mut wal = settings.engine_config(&config.data_dir);
+    wal.observer.clone_from(&config.observer);
     Ok(Arc::new(WalBackend::open(wal)?))
 }
 
@@ -57,10 +142,6 @@ fn millis(d: std::time::Duration) -> f64 {
 }
 
 impl KvBackend for WalBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::named("wal")
-    }
-
     fn durability(&self) -> Durability {
         let sync = self.engine.config().sync;
         let summary = match sync {
@@ -180,7 +261,14 @@ impl KvBackend for WalBackend {
         );
         StoreStats {
             size_on_disk_bytes: Some(stats.wal_size_bytes + snapshot),
-            details: Some(Details::Wal(Box::new(stats))),
+            log: Some(LogLevels {
+                sequence: stats.wal_sequence,
+                size_bytes: stats.wal_size_bytes,
+                segments: stats.wal_segments,
+                records_since_checkpoint: stats.entries_since_checkpoint,
+                poisoned: stats.poisoned.is_some(),
+            }),
+            details: details(&stats),
         }
     }
 
@@ -202,7 +290,7 @@ impl KvBackend for WalBackend {
             }
             other => Err(StoreError::Unsupported(format!(
                 "mode={other} needs a replicated store; the wal backend can crash with {}",
-                self.kind().crash_modes_text()
+                BackendKind(&ROW).crash_modes_text()
             ))),
         }
     }
@@ -440,10 +528,7 @@ mod tests {
     }
 
     fn wal_stats(b: &WalBackend) -> WalStats {
-        match b.stats().details {
-            Some(Details::Wal(s)) => *s,
-            other => panic!("not the WAL's stats: {other:?}"),
-        }
+        WalStats::new(&b.engine.stats(), b.engine.recovery())
     }
 
     #[test]

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::observer::Observer;
 
+/// The smallest segment that makes sense: the header and a few records.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
 /// When the log is synced to stable storage, named by what survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyncPolicy {

@@ -74,10 +74,11 @@ impl Engine {
 
     /// Open through any [`Fs`] (tests use [`crate::fs::SimFs`]).
     pub fn open_with_fs(config: Config, fs: Arc<dyn Fs>) -> Result<Engine> {
-        if config.segment_bytes < 4096 {
-            return Err(Error::Config(
-                "segment size must be at least 4096 bytes".into(),
-            ));
+        if config.segment_bytes < crate::config::MIN_SEGMENT_BYTES {
+            return Err(Error::Config(format!(
+                "segment size must be at least {} bytes",
+                crate::config::MIN_SEGMENT_BYTES
+            )));
         }
         let dir = config.dir.as_path();
         fs.create_dir_all(dir)

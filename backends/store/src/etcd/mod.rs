@@ -19,12 +19,81 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde::Serialize;
 
 use self::gateway::Gateway;
+use crate::StoreError;
 use crate::backend::{CrashMode, Durability, KvBackend, Value, WalEntry, WalListing, WriteAck};
-use crate::stats::{CheckpointOutcome, CrashReport, Details, StoreStats};
-use crate::{BackendConfig, BackendKind, StoreError};
+use crate::parse::text;
+use crate::row::{BackendConfig, BackendInfo, BackendKind, InLab, Supports};
+use crate::stats::{CheckpointOutcome, CrashReport, StoreStats, details};
+
+/// etcd's row in the catalog.
+pub static ROW: BackendInfo = BackendInfo {
+    name: "etcd",
+    lab_port: 8004,
+    title: "etcd, 3 members: acknowledged writes survive the loss of any one",
+    supports: Supports {
+        log: true,
+        checkpoint: true,
+        crash_modes: &[CrashMode::Process, CrashMode::Leader, CrashMode::AllMembers],
+    },
+    in_lab: InLab::WithFlag("etcd"),
+    wal_engine: false,
+    settings: EtcdArgs::augment_args,
+    open,
+};
+
+/// etcd's settings, as `walab serve` reads them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "etcd (KV_BACKEND=etcd)")]
+pub struct EtcdArgs {
+    /// The etcd members' client URLs, comma-separated.
+    #[arg(long, env, default_value = "http://127.0.0.1:2379", value_parser = parse_endpoints)]
+    etcd_endpoints: Endpoints,
+    /// Every key the server writes to etcd starts with this (a namespace: `walab` means
+    /// `walab/`).
+    #[arg(long, env, default_value = "walab/", value_parser = text)]
+    etcd_prefix: String,
+    /// Where the etcd members' pid files are, so /admin/crash can kill members (set by
+    /// `walab lab --etcd`).
+    #[arg(long, env, value_parser = text)]
+    etcd_pid_dir: Option<String>,
+}
+
+/// `ETCD_ENDPOINTS`, parsed.
+#[derive(Debug, Clone)]
+struct Endpoints(Vec<String>);
+
+/// Comma-separated `http://host:port` client URLs of etcd members.
+fn parse_endpoints(v: &str) -> Result<Endpoints, String> {
+    let endpoints: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match endpoints.iter().find(|e| !e.starts_with("http://")) {
+        Some(bad) => Err(format!(
+            "expected comma-separated http://host:port URLs of etcd members, got '{bad}'"
+        )),
+        None if endpoints.is_empty() => Err(format!(
+            "expected comma-separated http://host:port URLs of etcd members, got '{v}'"
+        )),
+        None => Ok(Endpoints(endpoints)),
+    }
+}
+
+impl From<EtcdArgs> for EtcdSettings {
+    fn from(a: EtcdArgs) -> EtcdSettings {
+        EtcdSettings {
+            endpoints: a.etcd_endpoints.0,
+            prefix: a.etcd_prefix,
+            pid_dir: a.etcd_pid_dir.filter(|d| !d.is_empty()).map(PathBuf::from),
+        }
+    }
+}
 
 /// How far back `/admin/wal` looks in etcd's history, in revisions.
 const HISTORY_WINDOW: u64 = 10_000;
@@ -59,9 +128,10 @@ impl Default for EtcdSettings {
 }
 
 /// The catalog's `open`: connect, and wait for the cluster to answer.
-pub fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+fn open(config: &BackendConfig) -> Result<Arc<dyn KvBackend>, StoreError> {
+    let settings: EtcdArgs = config.settings.get()?;
     Ok(Arc::new(EtcdBackend::connect(
-        config.etcd.clone(),
+        settings.into(),
         OPEN_PATIENCE,
     )?))
 }
@@ -174,7 +244,8 @@ impl EtcdBackend {
         })
     }
 
-    fn describe(&self) -> EtcdStats {
+    /// The cluster as `/admin/stats` shows it: members, leader, term, index.
+    pub fn describe(&self) -> EtcdStats {
         let mut stats = EtcdStats {
             endpoints: self.gateway.endpoints(),
             prefix: self.settings.prefix.clone(),
@@ -286,10 +357,6 @@ fn ack(revision: u64) -> WriteAck {
 }
 
 impl KvBackend for EtcdBackend {
-    fn kind(&self) -> BackendKind {
-        BackendKind::named("etcd")
-    }
-
     fn durability(&self) -> Durability {
         let n = self.members;
         let majority = n / 2 + 1;
@@ -424,7 +491,8 @@ impl KvBackend for EtcdBackend {
             .and_then(|m| m.db_size_bytes);
         StoreStats {
             size_on_disk_bytes: size,
-            details: Some(Details::Etcd { etcd }),
+            log: None,
+            details: details(&serde_json::json!({ "etcd": etcd })),
         }
     }
 
@@ -458,7 +526,7 @@ impl KvBackend for EtcdBackend {
             }
             CrashMode::PowerLoss => Err(StoreError::Unsupported(format!(
                 "mode=power-loss is simulated by the WAL engine only; the etcd backend can crash with {}",
-                self.kind().crash_modes_text()
+                BackendKind(&ROW).crash_modes_text()
             ))),
         }
     }
