@@ -57,9 +57,9 @@ CONFIGS = [
     ("sled-background", "sled SLED_FLUSH=background", {"KV_BACKEND": "sled", "SLED_FLUSH": "background"}, None),
     ("sled-always", "sled SLED_FLUSH=always", {"KV_BACKEND": "sled", "SLED_FLUSH": "always"}, None),
 ]
-# What the server documents as its defaults (src/config.rs); the wal-defaults row checks them.
+# What the server documents as its defaults (src/server/config.rs); the wal-defaults row checks them.
 WAL_DEFAULTS = {"fsync_policy": "always", "group_commit": True, "checkpoint_threshold": 100}
-# Every variable walab serve reads (src/config.rs): none leaks in from the caller's environment,
+# Every variable walab serve reads (src/server/config.rs): none leaks in from the caller's environment,
 # so each row runs with exactly the settings it names, and wal-defaults at the defaults.
 WALAB_VARS = ["KV_BACKEND", "WAL_ENABLED", "HOST", "PORT", "DATA_DIR", "FSYNC", "GROUP_COMMIT",
               "CHECKPOINT_THRESHOLD", "CHECKPOINT_GROWTH_PERCENT", "SNAPSHOT_BYTES_PER_SEC", "SEGMENT_BYTES", "RECOVERY_MODE", "SLED_FLUSH",
@@ -86,7 +86,7 @@ ETCD3_LABEL = f"etcd-3: {ETCD3_MEMBERS} members, direct (JSON gateway /v3/kv/put
 K6_READ_VUS = 16
 NEAR_CEILING = 0.8
 REPEAT_LABEL = "memory, again at the end (the run's noise)"
-# The engine's histogram of records per log write (src/metrics/wal.rs); /admin/stats'
+# The engine's histogram of records per log write (src/server/metrics/wal.rs); /admin/stats'
 # group_commit_batches (counts and mean, no distribution) when /metrics does not have it.
 BATCH_METRIC = "walab_wal_group_commit_batch_records"
 BATCH_OPEN_ABOVE = 32  # batch-size bands up to here as the histogram has them, then one "33+"

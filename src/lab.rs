@@ -1,9 +1,9 @@
 //! `walab lab`: the runbook's servers side by side, restarted when they die.
 //!
 //! It plays the part Compose's `restart: always` plays in the container stack: one
-//! `walab serve` child per backend of the catalog (wal on 8001, memory on 8002, sled on
-//! 8003; with `--etcd`, a three-member etcd cluster and the etcd backend on 8004), each with
-//! its own data directory. It also serves its own web page on 8000 (the servers side by
+//! `walab serve` child per backend it runs (by default wal on 8001, memory on 8002, sled on
+//! 8003; `--backends` picks any from the catalog; with etcd, a three-member etcd cluster
+//! too), each with its own data directory. It also serves its own web page on 8000 (the servers side by
 //! side, see [`ui`]). It checks the ports before starting anything (a clear error beats
 //! children dying in a loop), prints the URLs once all are healthy, and on Ctrl-C or
 //! SIGTERM stops the children and exits 0. Children die with the lab even if it is killed
@@ -44,7 +44,7 @@ pub struct LabOptions {
     pub ui_port: u16,
     /// The connection limits of the page's server (the children read theirs from the same
     /// environment).
-    pub limits: crate::config::Limits,
+    pub limits: crate::server::config::Limits,
 }
 
 /// The backends a lab runs: those named (`--backends`), else the catalog's default ones

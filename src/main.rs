@@ -11,8 +11,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use walab::Config;
-use walab::config::ServeArgs;
 use walab::lab::LabOptions;
+use walab::server::config::ServeArgs;
 use walab_store::BackendKind;
 
 /// A lab that shows what a write-ahead log buys you.
@@ -51,7 +51,7 @@ enum Command {
         etcd: bool,
         /// The backends to run, comma-separated, from the catalog (default: wal, memory,
         /// sled; etcd=8004 and redb=8005 when named).
-        #[arg(long, value_delimiter = ',', value_parser = walab::config::backend_parser())]
+        #[arg(long, value_delimiter = ',', value_parser = walab::server::config::backend_parser())]
         backends: Vec<BackendKind>,
         /// Port of the lab's web page (the servers side by side); 0: no page.
         #[arg(long, default_value_t = 8000)]
@@ -84,7 +84,7 @@ enum Command {
 fn main() -> ExitCode {
     let matches = Cli::command()
         .mut_subcommand("serve", |serve| {
-            serve.mut_args(walab::config::blank_variables_unset)
+            serve.mut_args(walab::server::config::blank_variables_unset)
         })
         .get_matches_from(port_flags_as_port_pairs(std::env::args_os()));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            walab::telemetry::init("lab", config.log_format, &config.log_filter, None);
+            walab::server::telemetry::init("lab", config.log_format, &config.log_filter, None);
             let limits = config.limits;
             let options = LabOptions {
                 data_dir,
@@ -142,18 +142,18 @@ fn serve(args: &clap::ArgMatches) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let traces = match walab::traces::init(&config) {
+    let traces = match walab::server::traces::init(&config) {
         Ok(traces) => traces,
         Err(e) => {
             eprintln!("walab serve: {e}");
             return ExitCode::from(2);
         }
     };
-    walab::telemetry::init(
+    walab::server::telemetry::init(
         &format!("{}:{}", config.backend, config.port),
         config.log_format,
         &config.log_filter,
-        traces.as_ref().map(walab::traces::Traces::tracer),
+        traces.as_ref().map(walab::server::traces::Traces::tracer),
     );
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -176,7 +176,9 @@ fn serve(args: &clap::ArgMatches) -> ExitCode {
             addr.0,
             addr.1
         );
-        if !walab::cross_site::is_loopback_host(&config.host) && config.admin_token.is_none() {
+        if !walab::server::cross_site::is_loopback_host(&config.host)
+            && config.admin_token.is_none()
+        {
             tracing::warn!(
                 "listening on {}, reachable from other machines, with the admin API open \
                  (crash, clear, checkpoint): set ADMIN_TOKEN to require a bearer token, or \

@@ -16,7 +16,7 @@ fn every_backend_has_its_service_targets_urls_and_server() {
     let prometheus = read("prometheus/prometheus.yml");
     let lab_prometheus = read("prometheus/lab.yml");
     let k6 = read("k6/lib.js");
-    let openapi = read("src/openapi.json");
+    let openapi = read("src/server/openapi.json");
     let mut missing = Vec::new();
     for kind in BackendKind::all() {
         let (name, port) = (kind.as_str(), kind.info().lab_port);
@@ -54,7 +54,7 @@ fn every_backend_has_its_service_targets_urls_and_server() {
                 format!("{name}: 'http://127.0.0.1:{port}'"),
             ),
             (
-                "src/openapi.json",
+                "src/server/openapi.json",
                 &openapi,
                 format!("\"http://127.0.0.1:{port}\""),
             ),

@@ -1,7 +1,7 @@
 //! `GET /openapi.json` stays true to the router.
 //!
-//! - The document the server serves is `src/openapi.json`, valid JSON, OpenAPI 3.1.
-//! - The routes declared in `src/routes/*.rs` (read from the source, so a new route fails
+//! - The document the server serves is `src/server/openapi.json`, valid JSON, OpenAPI 3.1.
+//! - The routes declared in `src/server/routes/*.rs` (read from the source, so a new route fails
 //!   this test until it is documented) are exactly the documented operations.
 //! - Through `oneshot`, every documented operation is served (no route miss, no 405), and
 //!   every other method on a documented path is a 405, and nearby undocumented paths 404.
@@ -21,7 +21,7 @@ use walab_store::BackendKind;
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
 fn doc() -> Value {
-    serde_json::from_str(walab::routes::OPENAPI).expect("src/openapi.json is JSON")
+    serde_json::from_str(walab::server::routes::OPENAPI).expect("src/server/openapi.json is JSON")
 }
 
 /// Every documented (method, path), methods lowercase, paths as the document writes them.
@@ -38,12 +38,12 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// The (method, path) pairs the route table declares, read from the source: each
-/// `.route("PATH", get(..).post(..))` in `src/routes/mod.rs`, and in `src/routes/admin.rs`
+/// `.route("PATH", get(..).post(..))` in `src/server/routes.rs`, and in `src/server/routes/admin.rs`
 /// under `/admin` (where mod.rs nests it). `{*key}` is written `{key}`, as in OpenAPI.
 fn declared() -> BTreeSet<(String, String)> {
     let sources = [
-        ("", include_str!("../src/routes/mod.rs")),
-        ("/admin", include_str!("../src/routes/admin.rs")),
+        ("", include_str!("../src/server/routes.rs")),
+        ("/admin", include_str!("../src/server/routes/admin.rs")),
     ];
     let mut out = BTreeSet::new();
     for (prefix, source) in sources {
@@ -106,7 +106,7 @@ fn the_route_table_and_the_document_list_the_same_operations() {
     let unrouted: Vec<_> = doc.difference(&code).collect();
     assert!(
         undocumented.is_empty() && unrouted.is_empty(),
-        "routes missing from src/openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
+        "routes missing from src/server/openapi.json: {undocumented:?}; documented but not routed: {unrouted:?}"
     );
     assert!(code.len() >= 12, "{code:?}");
 }

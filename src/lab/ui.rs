@@ -1,4 +1,4 @@
-//! The lab's own web page: the three servers side by side in a browser, no Docker needed.
+//! The lab's own web page: the servers side by side in a browser, no Docker needed.
 //!
 //! `walab lab` serves it on its own port (`--ui-port`, default 8000; 0 turns it off):
 //!
@@ -17,10 +17,10 @@
 //! set the admin calls answer 401 unless the browser sends the token itself.
 //!
 //! The page is as exposed as the servers behind it, so it is held to the same rules: the
-//! same accept loop and timeouts ([`crate::serve`]), the same browser checks
-//! ([`crate::cross_site`]: only the page itself may change a store through it), a
+//! same accept loop and timeouts ([`crate::server::serve`]), the same browser checks
+//! ([`crate::server::cross_site`]: only the page itself may change a store through it), a
 //! `Content-Length` over [`MAX_REQUEST_BYTES`] answered 413 before anything is read, and a
-//! budget for the bodies it holds at once ([`crate::limits::BodyBudget`]).
+//! budget for the bodies it holds at once ([`crate::server::limits::BodyBudget`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,11 +34,11 @@ use axum::{Json, Router};
 use serde_json::json;
 use walab_store::BackendKind;
 
-use crate::config::Limits;
-use crate::cross_site::CrossSiteGuard;
-use crate::error::ApiError;
 use crate::lab::probe::{self, ClientError};
-use crate::limits::{BodyBudget, announced_length, bounded, is_body_timeout};
+use crate::server::config::Limits;
+use crate::server::cross_site::CrossSiteGuard;
+use crate::server::error::ApiError;
+use crate::server::limits::{BodyBudget, announced_length, bounded, is_body_timeout};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -125,8 +125,8 @@ pub async fn serve(
     targets: Vec<Target>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::serve::serve(
-        crate::serve::tcp(listener),
+    crate::server::serve::serve(
+        crate::server::serve::tcp(listener),
         router(targets, bind_host, limits),
         limits,
         shutdown,

@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::config::Limits;
-use crate::cross_site::{self, CrossSiteGuard};
-use crate::error::{self, ApiError};
+use crate::server::config::Limits;
+use crate::server::cross_site::{self, CrossSiteGuard};
+use crate::server::error::{self, ApiError};
 
 /// Permits are KiB, so a budget of any size fits the semaphore's `u32` counts.
 const UNIT: usize = 1024;
@@ -102,7 +102,7 @@ pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Middleware: refuse a request whose line and headers are over `max_header_bytes` with a
-/// 431 in the API's JSON shape. hyper refuses past [`crate::serve::HYPER_MAX_HEADER_BYTES`]
+/// 431 in the API's JSON shape. hyper refuses past [`crate::server::serve::HYPER_MAX_HEADER_BYTES`]
 /// on its own, with a bare 431; this limit sits below that one.
 pub async fn header_limit(
     axum::extract::State(max_header_bytes): axum::extract::State<usize>,

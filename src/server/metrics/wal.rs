@@ -202,7 +202,7 @@ impl Observer for WalMetrics {
     }
 
     fn checkpoint_finished(&self, report: &CheckpointReport) {
-        crate::traces::record_finished(
+        crate::server::traces::record_finished(
             "wal.checkpoint",
             report.duration,
             vec![
@@ -237,7 +237,7 @@ impl Observer for WalMetrics {
     }
 
     fn recovered(&self, report: &RecoveryReport) {
-        crate::traces::record_finished(
+        crate::server::traces::record_finished(
             "wal.recovery",
             report.duration,
             vec![

@@ -18,7 +18,7 @@
 //! connections: a stranger who fills `MAX_CONNECTIONS` cannot make the lab think a store
 //! is dead and kill it.
 //!
-//! Body and request timeouts are tower-http layers on the router ([`crate::routes::app`]),
+//! Body and request timeouts are tower-http layers on the router ([`crate::server::routes::app`]),
 //! so they answer with a status instead of dropping the connection.
 //!
 //! On shutdown the listener closes, open connections finish their request in flight
@@ -37,7 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::config::Limits;
+use crate::server::config::Limits;
 
 /// hyper's read buffer per connection: the largest request head hyper will read at all.
 /// The server's own limit ([`Limits::max_header_bytes`], answered 431 with a JSON body)

@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 
 use walab_store::{Value, Write};
 
-use crate::error::ApiError;
-use crate::extract::{KeyPath, KvBody, Query};
-use crate::state::AppState;
+use crate::server::error::ApiError;
+use crate::server::extract::{KeyPath, KvBody, Query};
+use crate::server::state::AppState;
 
 /// The answer to `POST /kv`.
 #[derive(Debug, Serialize)]

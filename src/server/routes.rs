@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod health;
 pub mod kv;
+pub mod observe;
 
 use axum::Router;
 use axum::extract::{MatchedPath, OriginalUri, Request};
@@ -19,11 +20,11 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::cross_site::CrossSiteGuard;
-use crate::error::ApiError;
-use crate::extract::BODY_OVERHEAD_BYTES;
-use crate::state::AppState;
-use crate::{limits, metrics, telemetry};
+use crate::server::cross_site::CrossSiteGuard;
+use crate::server::error::ApiError;
+use crate::server::extract::BODY_OVERHEAD_BYTES;
+use crate::server::state::AppState;
+use crate::server::{limits, telemetry};
 
 /// The whole HTTP API over `state`. Tests drive this with `tower::ServiceExt::oneshot`.
 pub fn app(state: AppState) -> Router {
@@ -38,7 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/kv", get(kv::list).post(kv::put))
         // A wildcard, so `/kv/a/b` reads the key "a/b" as well as `/kv/a%2Fb` does.
         .route("/kv/{*key}", get(kv::get).delete(kv::delete))
-        .route("/metrics", get(metrics::handler))
+        .route("/metrics", get(observe::handler))
         .route("/openapi.json", get(openapi))
         .nest("/admin", admin::router(&state))
         .fallback(no_route)
@@ -54,7 +55,7 @@ pub fn app(state: AppState) -> Router {
     // the matched route.
     .layer(middleware::from_fn_with_state(
         state.clone(),
-        metrics::track,
+        observe::track,
     ))
     .layer(middleware::from_fn(mark_polled))
     // Outermost: every request has its span and its log line, whatever answered it.
@@ -80,8 +81,8 @@ async fn mark_polled(req: Request, next: Next) -> Response {
     response
 }
 
-/// The OpenAPI 3.1 description of every endpoint, written by hand (`src/openapi.json`).
-pub const OPENAPI: &str = include_str!("../openapi.json");
+/// The OpenAPI 3.1 description of every endpoint, written by hand (`src/server/openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// `GET /openapi.json`.
 async fn openapi() -> ([(header::HeaderName, &'static str); 1], &'static str) {

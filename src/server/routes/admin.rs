@@ -17,11 +17,11 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use walab_store::{CrashMode, Write};
 
-use crate::error::ApiError;
-use crate::extract::Query;
-use crate::routes::kv::stored_json;
-use crate::state::AppState;
-use crate::timefmt::rfc3339_from_micros;
+use crate::server::error::ApiError;
+use crate::server::extract::Query;
+use crate::server::routes::kv::stored_json;
+use crate::server::state::AppState;
+use crate::server::timefmt::rfc3339_from_micros;
 
 /// The most records `GET /admin/wal` lists, whatever `limit` asks for.
 const MAX_WAL_LIMIT: usize = 10_000;

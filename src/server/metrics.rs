@@ -19,20 +19,14 @@
 
 pub mod wal;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
-use crate::config::Config;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::server::config::Config;
 pub use wal::WalMetrics;
 
 /// Request latencies are mostly well under a millisecond on memory, and a few ms with fsync.
@@ -214,72 +208,6 @@ impl Metrics {
         // The text encoder only writes UTF-8.
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
-}
-
-/// Middleware: count and time every request by its matched route.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(req.method());
-    let started = Instant::now();
-    let response = next.run(req).await;
-    state.metrics().observe_request(
-        &route,
-        method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
-}
-
-/// The `method` label: one of HTTP's methods, or `other`. hyper accepts any token as a
-/// method, so labelling by the raw method would let a client create a series per request.
-pub fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method as M;
-    match *method {
-        M::GET => "GET",
-        M::POST => "POST",
-        M::PUT => "PUT",
-        M::DELETE => "DELETE",
-        M::HEAD => "HEAD",
-        M::OPTIONS => "OPTIONS",
-        M::PATCH => "PATCH",
-        M::TRACE => "TRACE",
-        M::CONNECT => "CONNECT",
-        _ => "other",
-    }
-}
-
-/// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if let Ok(backend) = state.backend() {
-        let metrics = state.metrics().clone();
-        // stats() takes the WAL's log lock, which a sync in progress holds, and asks etcd
-        // over the network: read both on the blocking pool, not on an async worker.
-        let refreshed = tokio::task::spawn_blocking(move || {
-            match backend.len() {
-                Ok(n) => metrics.items.set(gauge(n as u64)),
-                Err(e) => tracing::debug!(error = %e, "counting the keys for metrics failed"),
-            }
-            metrics.refresh(&backend.stats());
-        })
-        .await;
-        if let Err(e) = refreshed {
-            tracing::warn!(error = %e, "reading the backend's stats for metrics failed");
-        }
-    }
-    let text = state.metrics().render().map_err(|e| {
-        tracing::error!(error = %e, "could not encode metrics");
-        ApiError::Internal
-    })?;
-    let mut response = text.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(response)
 }
 
 /// Gauges are i64; counts beyond that cannot happen, but saturate rather than wrap.

@@ -12,9 +12,9 @@
 //! server errors at WARN. The lines have the target `walab::request`, so
 //! `RUST_LOG=info,walab::request=warn` keeps a busy server's log to what went wrong.
 
+use crate::server::config::LogFormat;
 use std::fmt;
 use std::io::IsTerminal;
-use std::str::FromStr;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
@@ -29,39 +29,6 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// How log lines are written (`LOG_FORMAT`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// For a person at a terminal: `tracing-subscriber`'s full text format.
-    #[default]
-    Text,
-    /// One JSON object a line (`tracing-subscriber`'s JSON format), for log shippers.
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(format!(
-                "unknown log format '{other}': expected text or json"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for LogFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        })
-    }
-}
 
 /// Install the global subscriber, writing `format` for the lines `filter` lets through (an
 /// `EnvFilter` directive, checked when the configuration was read), and feeding `tracer`
@@ -184,8 +151,8 @@ pub fn request_log() -> RequestLog {
 /// The span a request runs in: the OpenTelemetry server span when traces are exported,
 /// else a light one that gives the request's log lines its method and path.
 fn request_span<B>(req: &Request<B>) -> Span {
-    if crate::traces::enabled() {
-        return crate::traces::server_span(req);
+    if crate::server::traces::enabled() {
+        return crate::server::traces::server_span(req);
     }
     let span = tracing::info_span!(
         "request",
@@ -201,7 +168,7 @@ fn request_span<B>(req: &Request<B>) -> Span {
 
 /// The request's line, in its span: its status and how long the answer took.
 fn log_answer<B>(response: &Response<B>, latency: Duration, span: &Span) {
-    crate::traces::record_response(span, response.status());
+    crate::server::traces::record_response(span, response.status());
     let status = response.status().as_u16();
     // Microseconds as a fraction of a millisecond: fine enough for memory's answers.
     let latency_ms = latency.as_micros() as f64 / 1000.0;

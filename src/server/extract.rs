@@ -20,9 +20,9 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::error::ApiError;
-use crate::limits::{announced_length, is_body_timeout};
-use crate::state::AppState;
+use crate::server::error::ApiError;
+use crate::server::limits::{announced_length, is_body_timeout};
+use crate::server::state::AppState;
 
 /// The longest key accepted, in bytes of UTF-8.
 pub const MAX_KEY_BYTES: usize = 1024;

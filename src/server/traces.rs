@@ -13,7 +13,7 @@
 //! The engine knows nothing of tracing: it reports when each step of a write happened
 //! (`walab_wal::CommitTiming`), and the steps become spans here, with those times.
 //!
-//! The request span is made by the request log's `TraceLayer` (`crate::telemetry`), which
+//! The request span is made by the request log's `TraceLayer` (`crate::server::telemetry`), which
 //! asks for [`server_span`] when traces are exported and records the answer with
 //! [`record_response`]. When the endpoint is unset, or `OTEL_SDK_DISABLED=true` (which the
 //! Rust SDK itself ignores), nothing is installed: no exporter thread, no OpenTelemetry
@@ -38,7 +38,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use walab_store::WriteAck;
 
-use crate::config::Config;
+use crate::server::config::Config;
 
 /// Whether spans are being exported (checked on hot paths before any span work).
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -120,7 +120,7 @@ fn traces_url(endpoint: &str) -> String {
 pub fn server_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     // A made-up method is `_OTHER` (span name `HTTP`), as the conventions say: span names
     // and attributes stay bounded whatever a client sends.
-    let (method, name_method) = match crate::metrics::method_label(req.method()) {
+    let (method, name_method) = match crate::server::method::method_label(req.method()) {
         "other" => ("_OTHER", "HTTP"),
         known => (known, known),
     };

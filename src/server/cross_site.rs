@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::server::error::ApiError;
 
 /// Which requests a server accepts from browsers.
 #[derive(Debug, Clone, Default)]

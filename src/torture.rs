@@ -62,7 +62,7 @@ impl CrashKind {
 #[derive(Debug, Clone, clap::Args)]
 pub struct TortureOptions {
     /// Which backend to torture.
-    #[arg(long, default_value = "wal", value_parser = crate::config::backend_parser())]
+    #[arg(long, default_value = "wal", value_parser = crate::server::config::backend_parser())]
     pub backend: BackendKind,
     /// The WAL's FSYNC policy.
     #[arg(long, default_value = "always", value_parser = choices(vec!["always", "never", "interval:<ms>"], |v: &str| v.parse::<walab_wal::SyncPolicy>().map(|p| p.to_string())))]

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use walab_store::{KvBackend, ReadPath, StoreError, Write, WriteAck, WritePath, open_backend};
 
-use crate::config::Config;
-use crate::error::ApiError;
-use crate::limits::BodyBudget;
-use crate::metrics::{Metrics, gauge};
+use crate::server::config::Config;
+use crate::server::error::ApiError;
+use crate::server::limits::BodyBudget;
+use crate::server::metrics::{Metrics, gauge};
 
 /// Cheap to clone: one `Arc` inside.
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ impl AppState {
     ) -> Result<Option<WriteAck>, ApiError> {
         let backend = self.backend()?;
         let started = Instant::now();
-        let span = crate::traces::store_span(operation, self.inner.config.backend.as_str());
+        let span = crate::server::traces::store_span(operation, self.inner.config.backend.as_str());
         let (tx, rx) = tokio::sync::oneshot::channel();
         let done: walab_store::WriteDone = Box::new(move |outcome| {
             // The receiver is gone only if the request was cancelled (its client left); the
@@ -154,7 +154,7 @@ impl AppState {
         let ack = outcome?;
         if let Some(ack) = &ack {
             // The WAL's steps become spans under this operation's span, which ends here.
-            span.in_scope(|| crate::traces::record_commit(ack));
+            span.in_scope(|| crate::server::traces::record_commit(ack));
         }
         Ok(ack)
     }
@@ -190,7 +190,7 @@ impl AppState {
     {
         let backend = self.backend()?;
         let started = Instant::now();
-        let span = crate::traces::store_span(operation, self.inner.config.backend.as_str());
+        let span = crate::server::traces::store_span(operation, self.inner.config.backend.as_str());
         let result = tokio::task::spawn_blocking(move || span.in_scope(|| op(backend.as_ref())))
             .await
             .map_err(|e| {

@@ -32,8 +32,6 @@ use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use walab_store::parse::{at_least, choices, text, whole};
 use walab_store::{BackendConfig, BackendKind, BackendSettings};
 
-use crate::telemetry::LogFormat;
-
 /// Everything `walab serve` needs to know, as the server uses it. Each field comes from
 /// the [`ServeArgs`] setting named beside it, where its default is.
 #[derive(Debug, Clone)]
@@ -62,7 +60,7 @@ pub struct Config {
     pub log_filter: String,
     /// `OTEL_SERVICE_NAME`, or `walab-<backend>`.
     pub service_name: String,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go, over OTLP/HTTP (`src/traces.rs`).
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go, over OTLP/HTTP (`src/server/traces.rs`).
     pub otlp_endpoint: Option<String>,
     /// `OTEL_SDK_DISABLED=true` turns traces off even with an endpoint (the spec's switch,
     /// which the Rust SDK does not read itself).
@@ -450,6 +448,39 @@ impl Config {
             settings: self.backend_settings.clone(),
             observer: None,
         }
+    }
+}
+
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// For a person at a terminal: `tracing-subscriber`'s full text format.
+    #[default]
+    Text,
+    /// One JSON object a line (`tracing-subscriber`'s JSON format), for log shippers.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!(
+                "unknown log format '{other}': expected text or json"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
     }
 }
 

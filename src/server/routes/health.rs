@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::server::state::AppState;
 
 /// `GET /health`.
 pub async fn health(State(state): State<AppState>) -> Response {
