@@ -9,9 +9,12 @@
 //!   model.
 //! - [`inspect`]: `walab inspect`, an offline look at a WAL directory.
 //!
-//! Beside them, what more than one of them uses: [`shutdown`] (Ctrl-C / SIGTERM) and
+//! Beside them, what more than one of them uses: [`harness`] (real servers on free ports and
+//! a load against them, for torture and the experiments), [`shutdown`] (Ctrl-C / SIGTERM) and
 //! [`sys`] (the few libc calls: kill, parent-death signal, each justified).
 
+pub mod experiment;
+pub mod harness;
 pub mod inspect;
 pub mod lab;
 pub mod server;

@@ -72,6 +72,9 @@ enum Command {
     /// Crash a server again and again under concurrent writers and count, after every
     /// restart, the acknowledged writes that did not survive.
     Torture(walab::torture::TortureOptions),
+    /// Measure a lesson on this machine: a parameter swept, a plot, a table and a
+    /// conclusion (`walab experiment list` names them).
+    Experiment(walab::experiment::ExperimentOptions),
     /// Print a shell completion script for walab.
     ///
     /// For bash: `walab completions bash > ~/.local/share/bash-completion/completions/walab`.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         }
         Command::Inspect { dir, records, json } => walab::inspect::run(&dir, records, json),
         Command::Torture(options) => walab::torture::run(options),
+        Command::Experiment(options) => walab::experiment::run(options),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "walab", &mut std::io::stdout());
             ExitCode::SUCCESS

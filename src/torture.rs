@@ -15,23 +15,24 @@
 //! measured besides losses is how long writes stall: from the kill to the first
 //! acknowledged write.
 
-pub mod client;
 pub mod model;
 pub mod resources;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use client::Client;
 use model::{Effect, Op, Outcome};
 use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
 use walab_store::parse::choices;
 use walab_store::{BackendKind, CrashMode};
+
+use crate::harness::client::Client;
+use crate::harness::{Server, TempDir};
 
 /// How the server is crashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -219,73 +220,24 @@ struct Totals {
     promised: bool,
 }
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
+/// Start `walab serve` with the torture's settings on a free port.
 fn start_server(
     opts: &TortureOptions,
     dir: &std::path::Path,
-    port: u16,
     log: &std::path::Path,
     etcd: Option<&ClusterSpec>,
 ) -> std::io::Result<Server> {
-    let exe = std::env::current_exe()?;
-    // The server's own log (thousands of "poisoned" errors after each power-loss crash)
-    // goes to a file, so the torture's output stays one line per cycle.
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    let child = Command::new(exe)
-        .arg("serve")
-        .env("KV_BACKEND", opts.backend.as_str())
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("DATA_DIR", dir)
-        .envs(opts.env())
-        .env(
-            "CHECKPOINT_THRESHOLD",
-            opts.checkpoint_threshold.to_string(),
-        )
-        .env("SEGMENT_BYTES", (256 * 1024).to_string())
-        .env("RUST_LOG", "warn")
-        .envs(etcd.iter().flat_map(|c| {
-            [
-                ("ETCD_ENDPOINTS", c.endpoints().join(",")),
-                ("ETCD_PID_DIR", c.run_dir.display().to_string()),
-            ]
-        }))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    Ok(Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    })
-}
-
-/// Wait until `/health` answers 200; returns how long it took.
-fn wait_healthy(server: &mut Server, limit: Duration) -> Result<Duration, String> {
-    let started = Instant::now();
-    let mut client = Client::new(server.addr);
-    while started.elapsed() < limit {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            return Err(format!("the server exited during start-up ({status})"));
-        }
-        if let Ok(r) = client.request("GET", "/health", None)
-            && r.status == 200
-        {
-            return Ok(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    let mut env = opts.env();
+    env.push((
+        "CHECKPOINT_THRESHOLD".into(),
+        opts.checkpoint_threshold.to_string(),
+    ));
+    env.push(("SEGMENT_BYTES".into(), (256 * 1024).to_string()));
+    if let Some(c) = etcd {
+        env.push(("ETCD_ENDPOINTS".into(), c.endpoints().join(",")));
+        env.push(("ETCD_PID_DIR".into(), c.run_dir.display().to_string()));
     }
-    Err(format!("not healthy after {limit:?}"))
+    Server::start(opts.backend, dir, &env, log)
 }
 
 fn read_all(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
@@ -396,13 +348,6 @@ fn writer(
     report
 }
 
-fn stats(addr: SocketAddr) -> serde_json::Value {
-    Client::new(addr)
-        .request("GET", "/admin/stats", None)
-        .map(|r| r.json)
-        .unwrap_or(serde_json::Value::Null)
-}
-
 /// Run the torture; the summary row is printed at the end.
 pub fn run(opts: TortureOptions) -> ExitCode {
     match torture(&opts) {
@@ -435,8 +380,8 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
     let dir = match &opts.data_dir {
         Some(d) => d.clone(),
         None => {
-            temp = tempdir()?;
-            temp.0.clone()
+            temp = TempDir::new("torture")?;
+            temp.path().to_path_buf()
         }
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
@@ -475,20 +420,16 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         let (mut server, restart) = match running.take() {
             Some(server) => (server, Duration::ZERO),
             None => {
-                let port = free_port().map_err(|e| format!("no free port: {e}"))?;
                 let spec = etcd.as_ref().map(LocalCluster::spec);
-                let mut server = start_server(opts, &dir, port, &log, spec)
+                let mut server = start_server(opts, &dir, &log, spec)
                     .map_err(|e| format!("start walab serve: {e}"))?;
-                let took =
-                    wait_healthy(&mut server, Duration::from_secs(30)).inspect_err(|_| {
-                        let _ = server.child.kill();
-                    })?;
+                let took = server.wait_healthy(Duration::from_secs(30))?;
                 (server, took)
             }
         };
         let actual = read_all(server.addr)?;
         let check = model::check_cycle(&keys, &baseline, &pending, &actual);
-        let st = stats(server.addr);
+        let st = server.stats();
         if cycle == 0 {
             totals.promised = opts.promises_no_loss(&st["durability"]);
         }
@@ -736,24 +677,4 @@ fn print_summary(opts: &TortureOptions, t: &Totals) {
         },
         if t.promised { "no loss" } else { "none" }
     );
-}
-
-/// A temporary directory removed on drop, without a dependency for it.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir() -> Result<TempDir, String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let name = format!("walab-torture-{}-{nanos}", std::process::id());
-    let dir = std::env::temp_dir().join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    Ok(TempDir(dir))
 }
