@@ -293,16 +293,19 @@ fn run_one(lesson: &Lesson, opts: &ExperimentOptions, out: &Path) -> Result<bool
     );
     let ctx = Ctx {
         quick: opts.quick,
-        work: TempDir::at(&work_root),
-        log: out.join(format!(".{}-servers.log", lesson.name)),
+        work: TempDir::at(&work_root.join("data")),
+        log: work_root.join("servers.log"),
         made: Default::default(),
     };
     let started = Instant::now();
     let report = (lesson.run)(&ctx);
     let took = started.elapsed();
     drop(ctx);
+    // The servers' log stays for a failed run, to say what happened; otherwise nothing is
+    // left beside the results.
+    let report = report.map_err(|e| format!("{e} (the servers' log: {})", work_root.join("servers.log").display()))?;
     let _ = std::fs::remove_dir_all(&work_root);
-    let Some(report) = report? else {
+    let Some(report) = report else {
         return Ok(true);
     };
     let svg = out.join(format!("{}.svg", lesson.name));

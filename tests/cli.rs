@@ -284,3 +284,25 @@ fn inspect_json_gives_the_same_facts_as_the_text_report() {
         "no --records"
     );
 }
+
+#[test]
+fn experiment_list_names_the_six_lessons_and_an_unknown_one_is_refused() {
+    let list = stdout(&walab(&["experiment", "list"]));
+    for name in [
+        "fsync",
+        "group-commit",
+        "checkpoint",
+        "recovery",
+        "replication",
+        "crash",
+    ] {
+        assert!(
+            list.lines().any(|l| l.starts_with(name)),
+            "no {name} in\n{list}"
+        );
+    }
+    let refused = walab(&["experiment", "latency"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("expected one of fsync, group-commit"), "{err}");
+}

@@ -19,7 +19,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
         vec![10, 100, 1000, 0],
         vec![10, 100, 1000, 10_000, 100_000, 0],
     );
-    let (writes, keys) = ctx.pick((20_000u64, 2_000u64), (150_000, 20_000));
+    let (writes, keys) = ctx.pick((20_000u64, 2_000u64), (50_000, 5_000));
     let wal = BackendKind::named("wal");
     let mut rows = Vec::new();
     let mut raw = Vec::new();
@@ -142,7 +142,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
             x: "CHECKPOINT_THRESHOLD (records; the last point is off)".into(),
             y: "milliseconds".into(),
             log_x: true,
-            log_y: true,
+            log_y: false,
             series: vec![
                 Series { name: "recovery after a crash (ms)".into(), points: rec_pts, labels: None },
                 Series { name: "write p99 during the run (ms)".into(), points: p99_pts, labels: None },

@@ -51,6 +51,14 @@ impl std::fmt::Debug for Chart {
 
 const SIZE: (u32, u32) = (900, 520);
 
+/// Colours that stay apart on white and for most colour-blind readers (Tableau's first four).
+const PALETTE: [RGBColor; 4] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+];
+
 /// An axis label: no needless decimals, thousands as k.
 fn number(v: f64) -> String {
     let a = v.abs();
@@ -144,7 +152,7 @@ where
         .draw()
         .map_err(err)?;
     for (i, s) in chart.series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = PALETTE[i % PALETTE.len()].to_rgba();
         let style = ShapeStyle::from(color).stroke_width(2);
         let legend_style = style;
         if s.labels.is_none() {

@@ -195,7 +195,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
             x: "concurrent connections".into(),
             y: "write p99 (ms)".into(),
             log_x: true,
-            log_y: true,
+            log_y: false,
             series,
             reference: None,
             legend: SeriesLabelPosition::UpperLeft,

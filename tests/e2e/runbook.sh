@@ -36,6 +36,10 @@ RESTART_PATIENCE_MS=10000
 # Blocks that start a lab: the reader runs them in a second terminal; this script starts
 # its own lab where `start-lab` stands, and a second one for the other two at the end.
 SKIP=(start-lab start-lab-fsync-never start-lab-sled-flush-always start-lab-etcd)
+# Part 10's experiments start servers of their own and take 20 s each: `.ci/run experiments`
+# runs the same commands (with --check), so they are not run here.
+EXPERIMENT_BLOCKS=(experiment-fsync experiment-group-commit experiment-checkpoint
+  experiment-recovery experiment-replication experiment-crash)
 # Part 9's blocks need the lab started with --etcd: they run at the end, in the third lab.
 ETCD_BLOCKS=(etcd-cluster etcd-write-crash-read etcd-kill-leader etcd-kill-all etcd-checkpoint)
 # Blocks this script needs to find (it checks what they claim); a rename must not
@@ -50,7 +54,8 @@ REQUIRED=(check-tools clean-previous start-lab wait-healthy verify-services
   write-bulk check-checkpoint-stats manual-checkpoint wal-after-checkpoint fast-recovery
   latency-comparison load-test
   side-by-side-write check-all crash-all compare-recovery
-  show-urls show-metrics start-lab-etcd "${ETCD_BLOCKS[@]}" cleanup)
+  show-urls show-metrics start-lab-etcd "${ETCD_BLOCKS[@]}" experiment-list
+  "${EXPERIMENT_BLOCKS[@]}" cleanup)
 
 # ---------------------------------------------------------------------------------------
 # helpers
@@ -459,6 +464,11 @@ measure_restarts() {
 started=$(now_ms)
 ran=0
 for name in "${names[@]}"; do
+  if [[ " ${EXPERIMENT_BLOCKS[*]} " == *" $name "* ]]; then
+    say ""
+    say "== $name (not run here: .ci/run experiments runs it, with --check)"
+    continue
+  fi
   if [[ " ${ETCD_BLOCKS[*]} " == *" $name "* ]]; then
     say ""
     say "== $name (not run now: needs the lab with --etcd; run at the end)"
