@@ -303,7 +303,12 @@ fn run_one(lesson: &Lesson, opts: &ExperimentOptions, out: &Path) -> Result<bool
     drop(ctx);
     // The servers' log stays for a failed run, to say what happened; otherwise nothing is
     // left beside the results.
-    let report = report.map_err(|e| format!("{e} (the servers' log: {})", work_root.join("servers.log").display()))?;
+    let report = report.map_err(|e| {
+        format!(
+            "{e} (the servers' log: {})",
+            work_root.join("servers.log").display()
+        )
+    })?;
     let _ = std::fs::remove_dir_all(&work_root);
     let Some(report) = report else {
         return Ok(true);
