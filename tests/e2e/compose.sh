@@ -30,7 +30,7 @@ cd "$repo"
 unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME
 echo "== docker-compose config -q (from the repository root, through .env)"
 "$compose" config -q
-"$compose" --profile k6 --profile full --profile etcd config -q
+"$compose" --profile k6 --profile full --profile etcd --profile redb config -q
 echo "   ok: compose/docker-compose.yml is valid for Compose $("$compose" version --short)"
 
 echo "== hadolint Dockerfile"
@@ -40,7 +40,7 @@ echo "   ok: no findings"
 echo "== ports, volumes and names against RUNBOOK.md"
 model=$(mktemp)
 trap 'rm -f "$model" "$model.default"' EXIT
-"$compose" --profile k6 --profile full --profile etcd config --format json > "$model"
+"$compose" --profile k6 --profile full --profile etcd --profile redb config --format json > "$model"
 "$compose" config --services > "$model.default"
 python3 tests/e2e/compose_check.py "$model" "$model.default"
 echo "PASS"

@@ -2,7 +2,7 @@
 """Check that the Compose stack, the Prometheus and Grafana files and RUNBOOK.md agree.
 
 Usage: compose_check.py CONFIG_JSON DEFAULT_SERVICES
-CONFIG_JSON is `docker-compose --profile k6 --profile full --profile etcd config --format json`
+CONFIG_JSON is `docker-compose --profile k6 --profile full --profile etcd --profile redb config --format json`
 run from the repository root: Compose's own resolved model (paths absolute, anchors and merges applied),
 so this script checks what Compose will run rather than re-parsing the YAML.
 DEFAULT_SERVICES is `docker-compose config --services`: what a plain `up` starts.
