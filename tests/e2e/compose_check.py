@@ -66,6 +66,8 @@ ETCD_MEMBERS = {"etcd-1": "lab25-etcd-1-data", "etcd-2": "lab25-etcd-2-data",
                 "etcd-3": "lab25-etcd-3-data"}
 ETCD_STORE, ETCD_PORT = "kv-etcd", 8004
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+# The profile redb: walab's redb backend on 8005, its data on a volume of its own.
+REDB_PROFILE, REDB_STORE, REDB_PORT, REDB_VOLUME = "redb", "kv-redb", 8005, "lab25-redb-data"
 DEFAULT_SERVICES = set(STORES) | {"prometheus"}
 UI = {"prometheus": [9090], "grafana": [3001], "jaeger": [16686, 4317, 4318]}
 
@@ -208,7 +210,15 @@ def main():
               f"{name} keeps /data on the volume named {volume}")
         check(env.get("DATA_DIR", "/data") == "/data", f"{name} DATA_DIR is /data")
         check("build" in s, f"{name} is built from the repository's Dockerfile")
-    check(volume_names == {v for _, _, v in STORES.values()} | {PROMETHEUS_VOLUME} | set(ETCD_MEMBERS.values()),
+    r = services.get(REDB_STORE, {})
+    check(r.get("profiles") == [REDB_PROFILE], f"{REDB_STORE} is under the profile {REDB_PROFILE} only")
+    check(r.get("environment", {}).get("KV_BACKEND") == "redb", f"{REDB_STORE} runs KV_BACKEND=redb")
+    check(any(p.get("published") in (str(REDB_PORT), REDB_PORT) for p in r.get("ports", [])),
+          f"{REDB_STORE} publishes {REDB_PORT}")
+    redb_mounts = {v["target"]: v.get("source") for v in r.get("volumes", [])}
+    check(volumes.get(redb_mounts.get("/data"), {}).get("name") == REDB_VOLUME,
+          f"{REDB_STORE} keeps /data on the volume named {REDB_VOLUME}")
+    check(volume_names == {v for _, _, v in STORES.values()} | {PROMETHEUS_VOLUME} | set(ETCD_MEMBERS.values()) | {REDB_VOLUME},
           f"volumes are {sorted(volume_names)}")
     pm = {v["target"]: v.get("source") for v in services.get("prometheus", {}).get("volumes", [])}
     check(volumes.get(pm.get("/prometheus"), {}).get("name") == PROMETHEUS_VOLUME,
