@@ -143,6 +143,12 @@ pub enum ApiError {
         /// What it means here.
         detail: String,
     },
+    /// Admin work that runs one at a time is already running: answered at once instead of
+    /// queued behind it.
+    #[error(
+        "a {0} is already running on this server; this request did nothing: try again when it finishes (GET /admin/stats shows checkpoint_running)"
+    )]
+    AdminBusy(&'static str),
     /// A bug: a blocking task panicked or was cancelled.
     #[error("internal error; the server log has the details")]
     Internal,
@@ -183,6 +189,7 @@ impl ApiError {
             E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             E::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             E::Status { status, .. } => (*status, status_code_word(*status)),
+            E::AdminBusy(_) => (StatusCode::CONFLICT, "admin_busy"),
             E::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -311,7 +318,7 @@ mod tests {
     #[test]
     fn storage_failures_say_what_failed() {
         let api = ApiError::from(StoreError::Storage(
-            "the write was not applied: write /data/1.wal: No space left on device".into(),
+            "the write was not acknowledged: write /data/1.wal: No space left on device".into(),
         ));
         assert!(api.to_string().contains("No space left on device"));
     }

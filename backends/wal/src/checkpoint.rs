@@ -18,9 +18,11 @@
 //! on, and the failure is counted and told to the observer. Automatic checkpoints then wait
 //! (see `crate::backoff`) before trying again; a requested one is always tried.
 //!
-//! Until the snapshot is durable, its records are not counted as checkpointed: a failed
-//! roll-over or snapshot leaves `checkpointed` where it was. Once it is durable they are,
-//! even if deleting the files it made redundant fails (recovery would start from it too).
+//! Until the snapshot is durable, its records are not counted as checkpointed: while it is
+//! written, and after a failed roll-over or snapshot, `checkpointed` stays where it was, so
+//! `records_since_checkpoint` is always what a crash would replay. Once it is durable they
+//! are, even if deleting the files it made redundant fails (recovery would start from it
+//! too).
 
 use std::io::ErrorKind;
 use std::path::Path;
@@ -154,30 +156,26 @@ fn attempt(s: &Shared) -> Outcome {
             // the write path; a new segment it could not create left the log as it was.
             return Outcome::Failed(e);
         }
-        s.checkpointed.store(sequence, Ordering::Release);
         (sequence, state)
     };
     lock(&s.checkpoint_status).running = true;
+    s.checkpoint_running.store(true, Ordering::Release);
     let dir = s.config.dir.as_path();
     let pace = s.config.snapshot_bytes_per_sec;
     let result = match snapshot::write_paced(s.fs.as_ref(), dir, sequence, &state, pace) {
         Ok((path, bytes)) => {
+            // Durable now: a crash would start from it, so its records stop counting as
+            // replay debt (even if the clean-up below fails).
+            s.checkpointed.store(sequence, Ordering::Release);
             s.snapshot_bytes.store(bytes, Ordering::Release);
             remove_redundant(s, sequence, &path).map(|removed| (bytes, removed))
         }
-        Err(e) => {
-            // The snapshot did not become durable: the log still holds everything, so
-            // only the bookkeeping goes back.
-            let _ = s.checkpointed.compare_exchange(
-                sequence,
-                previous,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-            Err(e)
-        }
+        // The snapshot did not become durable: the log still holds everything, and
+        // `checkpointed` never moved.
+        Err(e) => Err(e),
     };
     lock(&s.checkpoint_status).running = false;
+    s.checkpoint_running.store(false, Ordering::Release);
     match result {
         Ok((snapshot_bytes, segments_removed)) => Outcome::Taken(report(
             sequence,

@@ -5,7 +5,7 @@
 //! engine on the same files would append to the same log and delete the other's segments.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -102,6 +102,7 @@ impl Engine {
             state: RwLock::new(rec.state),
             applied: AtomicU64::new(rec.last_sequence),
             checkpointed: AtomicU64::new(rec.checkpoint_sequence),
+            checkpoint_running: AtomicBool::new(false),
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
             checkpoint_gate: Mutex::new(()),
             checkpoint_status: Mutex::new(CheckpointStatus::default()),

@@ -51,9 +51,13 @@ pub enum Error {
         /// The file after the gap: the first that holds a record past it.
         next: PathBuf,
     },
-    /// Writing or syncing this write's batch failed: the write was not applied, and the
-    /// engine is now poisoned.
-    #[error("the write was not applied: {cause}; the store refuses writes until it is restarted")]
+    /// Writing or syncing this write's batch failed: the write was not acknowledged, and it
+    /// may or may not be in the log (part of a failed write, or a sync that failed after
+    /// the kernel wrote some pages, can still reach the disk); the store does not show it,
+    /// and the engine is now poisoned.
+    #[error(
+        "the write was not acknowledged: {cause}; it may or may not be in the log, and a restart's recovery keeps whatever reached the disk; the store refuses writes until it is restarted"
+    )]
     WriteFailed {
         /// The failure, with the file it happened to.
         cause: String,

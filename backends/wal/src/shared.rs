@@ -5,7 +5,7 @@
 //! recovery and snapshots import from here, and the facade ([`crate::engine`]) builds it.
 //! Nothing here imports from those, so the dependencies point one way.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backoff::Backoff;
@@ -67,8 +67,11 @@ pub(crate) struct Shared {
     pub poison: Arc<Poison>,
     /// The last sequence applied to the state.
     pub applied: AtomicU64,
-    /// The sequence the newest checkpoint covers.
+    /// The sequence the newest durable snapshot covers: every record after it is what a
+    /// crash now would replay, also while a checkpoint is writing its snapshot.
     pub checkpointed: AtomicU64,
+    /// A checkpoint is writing its snapshot (no automatic one is asked for meanwhile).
+    pub checkpoint_running: AtomicBool,
     /// The size of the newest snapshot (0 without one): the log must grow by a share of it
     /// before an automatic checkpoint.
     pub snapshot_bytes: AtomicU64,
@@ -97,7 +100,7 @@ impl Shared {
         let threshold = self.config.checkpoint_threshold;
         let since =
             self.applied.load(Ordering::Acquire) - self.checkpointed.load(Ordering::Acquire);
-        if threshold == 0 || since < threshold {
+        if threshold == 0 || since < threshold || self.checkpoint_running.load(Ordering::Acquire) {
             return false;
         }
         let snapshot = self.snapshot_bytes.load(Ordering::Acquire);
