@@ -286,10 +286,13 @@ impl Gateway {
         start_revision: u64,
         until: u64,
     ) -> Result<History, StoreError> {
+        // `fragment`: etcd splits a history larger than one message may be (the gateway's
+        // gRPC client takes 4 MiB) into several, instead of sending none.
         let body = json!({ "create_request": {
             "key": B64.encode(key),
             "range_end": B64.encode(range_end),
             "start_revision": start_revision.to_string(),
+            "fragment": true,
         }});
         let body = serde_json::to_vec(&body).map_err(|e| StoreError::Storage(e.to_string()))?;
         let mut history = History::default();

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest answer read (a listing of every key with 1 MiB values can be large).
 const MAX_ANSWER_BYTES: usize = 256 << 20;
+/// How long a watch may stay silent before its first message: longer than the pause
+/// between messages, since etcd reads and encodes the whole history first.
+const FIRST_MESSAGE_PATIENCE: Duration = Duration::from_secs(1);
 /// Idle connections kept per endpoint.
 const MAX_IDLE: usize = 64;
 
@@ -214,11 +217,22 @@ impl Client {
             ))));
         }
         let started = Instant::now();
-        conn.get_ref().set_read_timeout(Some(quiet)).map_err(lost)?;
+        // The first message may take etcd a while to assemble (a long history of large
+        // values); silence ends the stream only once something has come.
+        conn.get_ref()
+            .set_read_timeout(Some(quiet.max(FIRST_MESSAGE_PATIENCE)))
+            .map_err(lost)?;
         let mut pending = Vec::new();
+        let mut heard = false;
         while started.elapsed() < deadline {
             match read_chunk(&mut conn, MAX_ANSWER_BYTES) {
-                Ok(Some(chunk)) => pending.extend_from_slice(&chunk),
+                Ok(Some(chunk)) => {
+                    pending.extend_from_slice(&chunk);
+                    if !heard {
+                        heard = true;
+                        conn.get_ref().set_read_timeout(Some(quiet)).map_err(lost)?;
+                    }
+                }
                 Ok(None) => return Ok(()),
                 Err(e)
                     if matches!(
