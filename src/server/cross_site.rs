@@ -42,13 +42,16 @@ impl CrossSiteGuard {
 
     /// Why the request must be refused, if it must.
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim);
+        let mut hosts = headers.get_all(header::HOST).iter();
+        let host = hosts.next().map(|v| v.to_str().unwrap_or("").trim());
         if self.loopback_hosts_only {
-            // A request without Host (HTTP/1.0, a healthcheck) is not from a browser.
-            if let Some(host) = host.filter(|h| !is_loopback_host(strip_port(h))) {
+            // No browser sends two: which one a proxy or a server reads is anyone's guess.
+            if hosts.next().is_some() {
+                return Err(ApiError::MisdirectedHost("two Host headers".into()));
+            }
+            // A request without Host (HTTP/1.0, a healthcheck) is not from a browser. One
+            // with a Host must be a well-formed authority naming this machine.
+            if let Some(host) = host.filter(|h| !authority_host(h).is_some_and(is_loopback_host)) {
                 return Err(ApiError::MisdirectedHost(host.to_owned()));
             }
         }
@@ -79,15 +82,28 @@ pub async fn guard(State(guard): State<CrossSiteGuard>, req: Request, next: Next
     }
 }
 
-/// `host:port` or `[v6]:port` without the port.
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
+/// The host of an HTTP authority (`name`, `name:port`, `[v6]`, `[v6]:port`), parsed
+/// strictly: anything after a bracketed address but a port, a port that is not digits, or
+/// a bare colon in a name is no authority at all (`[::1]evil.example` is refused, not read
+/// as `::1`).
+fn authority_host(authority: &str) -> Option<&str> {
+    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => Some(inside),
+            Some(port) if port_ok(port) => Some(inside),
+            _ => None,
+        };
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
+    let (name, port) = match authority.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (authority, None),
+    };
+    if name.is_empty() || port.is_some_and(|p| !port_ok(p)) {
+        return None;
     }
+    Some(name)
 }
 
 /// `localhost`, `*.localhost`, 127.0.0.0/8 and `::1` (brackets optional).
@@ -135,6 +151,26 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_or_doubled_host_is_refused() {
+        let guard = CrossSiteGuard::new("127.0.0.1", Vec::new());
+        for bad in [
+            "[::1]evil.example",
+            "[::1]:80evil",
+            "127.0.0.1:80:81",
+            "localhost:x",
+            ":8001",
+        ] {
+            assert_eq!(code(&guard, Method::GET, Some(bad), None), 421, "{bad}");
+        }
+        for good in ["[::1]", "[::1]:8001", "127.0.0.1:8001", "localhost"] {
+            assert_eq!(code(&guard, Method::GET, Some(good), None), 200, "{good}");
+        }
+        let mut two = headers(Some("127.0.0.1:8001"), None);
+        two.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert!(guard.check(&Method::GET, &two).is_err(), "two Host headers");
+    }
+
+    #[test]
     fn loopback_names() {
         for yes in [
             "localhost",
@@ -157,9 +193,9 @@ mod tests {
         ] {
             assert!(!is_loopback_host(no), "{no}");
         }
-        assert_eq!(strip_port("localhost:8001"), "localhost");
-        assert_eq!(strip_port("[::1]:8001"), "::1");
-        assert_eq!(strip_port("evil.example"), "evil.example");
+        assert_eq!(authority_host("localhost:8001"), Some("localhost"));
+        assert_eq!(authority_host("[::1]:8001"), Some("::1"));
+        assert_eq!(authority_host("evil.example"), Some("evil.example"));
     }
 
     #[test]

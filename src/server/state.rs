@@ -28,6 +28,9 @@ struct Inner {
     metrics: Metrics,
     started_at: Instant,
     body_budget: BodyBudget,
+    /// One checkpoint request at a time: the others are answered at once (409) instead of
+    /// each holding a blocking thread until the running one is done.
+    checkpoint_gate: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
                 body_budget: BodyBudget::new(config.limits.max_body_bytes_in_flight),
                 metrics,
                 started_at: Instant::now(),
+                checkpoint_gate: tokio::sync::Semaphore::new(1),
                 config,
             }),
         })
@@ -99,6 +103,11 @@ impl AppState {
     /// The server's settings.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// A permit to run a checkpoint, if none is running.
+    pub fn try_checkpoint(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.inner.checkpoint_gate.try_acquire().ok()
     }
 
     /// The server's metrics.

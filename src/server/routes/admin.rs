@@ -189,6 +189,9 @@ async fn wal(
 
 /// `POST /admin/checkpoint`.
 async fn checkpoint(State(state): State<AppState>) -> Result<Json<Map<String, Value>>, ApiError> {
+    let Some(_running) = state.try_checkpoint() else {
+        return Err(ApiError::AdminBusy("checkpoint"));
+    };
     let outcome = state
         .blocking("checkpoint", |b| b.checkpoint())
         .await
