@@ -408,3 +408,82 @@ pub fn log_slope(points: &[(f64, f64)]) -> f64 {
     let sxx: f64 = pts.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
     if sxx == 0.0 { 0.0 } else { sxy / sxx }
 }
+
+/// A run directory's or file's plain name: no path, nothing hidden.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// What the lab's page shows: the runs under `dir` (directories holding `<lesson>.json`),
+/// newest first by name (the default names are dates), at most ten, each experiment with
+/// its command, conclusion and the URL of its plot.
+pub fn runs_in(dir: &Path) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| plain_name(n))
+        .collect();
+    runs.sort_unstable_by(|a, b| b.cmp(a));
+    runs.into_iter()
+        .filter_map(|run| {
+            let experiments: Vec<Value> = LESSONS
+                .iter()
+                .filter_map(|l| {
+                    let path = dir.join(&run).join(format!("{}.json", l.name));
+                    let found: Value =
+                        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+                    Some(json!({
+                        "name": l.name,
+                        "shows": l.shows,
+                        "command": found["command"],
+                        "conclusion": found["conclusion"],
+                        "plot": format!("/experiments/{run}/{}.svg", l.name),
+                    }))
+                })
+                .collect();
+            (!experiments.is_empty()).then(|| json!({ "run": run, "experiments": experiments }))
+        })
+        .take(10)
+        .collect()
+}
+
+/// The file behind `/experiments/<run>/<file>`: only a lesson's plot in a run directory
+/// named plainly, so no other file under (or above) `dir` can be asked for.
+pub fn plot_path(dir: &Path, run: &str, file: &str) -> Option<PathBuf> {
+    if !plain_name(run) {
+        return None;
+    }
+    let lesson = LESSONS.iter().find(|l| file == format!("{}.svg", l.name))?;
+    Some(dir.join(run).join(format!("{}.svg", lesson.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lessons_plot_in_a_plain_run_directory_is_served() {
+        let dir = Path::new("/e");
+        assert_eq!(
+            plot_path(dir, "2026-12-06", "fsync.svg"),
+            Some(PathBuf::from("/e/2026-12-06/fsync.svg"))
+        );
+        for (run, file) in [
+            ("..", "fsync.svg"),
+            (".work-fsync", "fsync.svg"),
+            ("2026-12-06", "fsync.json"),
+            ("2026-12-06", "../../etc/passwd"),
+            ("a/b", "fsync.svg"),
+        ] {
+            assert_eq!(plot_path(dir, run, file), None, "{run} {file}");
+        }
+    }
+}

@@ -42,6 +42,8 @@ pub struct LabOptions {
     pub backends: Vec<BackendKind>,
     /// The port of the lab's web page (default 8000); 0: no page.
     pub ui_port: u16,
+    /// Where the page finds `walab experiment`'s runs (default ./experiments).
+    pub experiments: PathBuf,
     /// The connection limits of the page's server (the children read theirs from the same
     /// environment).
     pub limits: crate::server::config::Limits,
@@ -67,8 +69,9 @@ const UI_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Run the lab until Ctrl-C or SIGTERM. Exit code 2 for a setup problem (port in use).
 pub async fn run(options: LabOptions) -> ExitCode {
-    let specs = match prepare(&options) {
-        Ok(specs) => specs,
+    // Held until the lab exits: one lab per data directory.
+    let (specs, _lock) = match prepare(&options) {
+        Ok(prepared) => prepared,
         Err(line) => {
             eprintln!("walab lab: {line}");
             return ExitCode::from(2);
@@ -93,17 +96,21 @@ pub async fn run(options: LabOptions) -> ExitCode {
                     kind: s.kind()?,
                     host: s.probe_host.clone(),
                     port: s.port,
+                    verdict: s.verdict.clone(),
                 })
             })
             .collect();
         let mut stop = stop_rx.clone();
         let bind_host = options.host.clone();
         let limits = options.limits;
+        let experiments = options.experiments.clone();
         let server = tokio::spawn(async move {
             let stopping = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = ui::serve(listener, &bind_host, limits, targets, stopping).await {
+            if let Err(e) =
+                ui::serve(listener, &bind_host, limits, targets, experiments, stopping).await
+            {
                 tracing::error!("the lab's page stopped: {e}");
             }
         });
@@ -142,7 +149,9 @@ pub async fn run(options: LabOptions) -> ExitCode {
 
 /// Check the ports, create the data directories, and describe the children: the etcd
 /// members first (when asked for), then one server per backend.
-fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
+fn prepare(options: &LabOptions) -> Result<(Vec<Spec>, std::fs::File), String> {
+    let run_dir = own_run_dir(&options.data_dir)?;
+    let lock = lock_lab(&run_dir, &options.data_dir)?;
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find the walab executable to start servers with: {e}"))?;
     let probe_host = match options.host.as_str() {
@@ -244,6 +253,7 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
                 port: m.client_port,
                 data_dir: m.data_dir.clone(),
                 health_socket: None,
+                verdict: Arc::default(),
             });
         }
         server_env.push(("ETCD_ENDPOINTS".to_owned(), cluster.endpoints().join(",")));
@@ -252,7 +262,6 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             cluster.run_dir.display().to_string(),
         ));
     }
-    let run_dir = own_run_dir(&options.data_dir)?;
     for (kind, port, _) in wanted {
         let data_dir = options.data_dir.join(kind.as_str());
         std::fs::create_dir_all(&data_dir)
@@ -268,9 +277,51 @@ fn prepare(options: &LabOptions) -> Result<Vec<Spec>, String> {
             port,
             data_dir,
             health_socket: Some(run_dir.join(format!("{kind}.sock"))),
+            verdict: Arc::default(),
         });
     }
-    Ok(specs)
+    Ok((specs, lock))
+}
+
+/// Take `<data dir>/.run/lab.lock`, so a second lab on the same data directory (on other
+/// ports) refuses at start instead of restarting children that cannot open their stores.
+/// The kernel drops the lock with the process, however it ends.
+fn lock_lab(
+    run_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> Result<std::fs::File, String> {
+    use std::io::{Read, Write};
+    let path = run_dir.join("lab.lock");
+    // Not truncated on open: until the lock is ours, the pid in it is the holder's.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let holder = text
+                .trim()
+                .parse::<u32>()
+                .map_or(String::new(), |pid| format!(" (pid {pid})"));
+            return Err(format!(
+                "the data directory {} is in use by another walab lab{holder}; stop it first (Ctrl-C in its terminal) or pass --data-dir",
+                data_dir.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 /// `<data dir>/.run`: the lab's own sockets, readable by this user only. A link or a file

@@ -56,6 +56,9 @@ enum Command {
         /// Port of the lab's web page (the servers side by side); 0: no page.
         #[arg(long, default_value_t = 8000)]
         ui_port: u16,
+        /// Where the page finds `walab experiment`'s runs (its default output).
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
     },
     /// Describe a WAL data directory offline: snapshot, segments, records; verify every
     /// checksum; exit non-zero on damage.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
             etcd,
             backends,
             ui_port,
+            experiments,
         } => {
             // The children read the same environment; the page's proxy keeps their limits,
             // and the lab's own lines take their format.
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
                 backends: walab::lab::chosen_backends(backends, etcd.then_some("etcd")),
                 ui_port,
                 limits,
+                experiments,
             };
             match runtime() {
                 Ok(rt) => rt.block_on(walab::lab::run(options)),

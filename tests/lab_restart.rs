@@ -69,6 +69,67 @@ fn a_busy_port_is_one_clear_line_and_exit_code_2() {
 }
 
 #[test]
+fn a_second_lab_on_the_same_data_directory_refuses_at_start() {
+    let (lab, dir, _) = lab_with_memory_healthy();
+    let mut second = Walab::lab(dir.path(), [free_port(), free_port(), free_port()], &[]);
+    let status = second
+        .wait_exit(Duration::from_secs(10))
+        .expect("the second lab exits");
+    assert_eq!(status.code(), Some(2), "{}", second.output());
+    let out = second.output();
+    assert!(
+        out.contains("is in use by another walab lab")
+            && out.contains(&format!("(pid {})", lab.pid())),
+        "{out}"
+    );
+    assert_eq!(out.trim().lines().count(), 1, "one line only:\n{out}");
+}
+
+#[test]
+fn a_store_that_cannot_start_is_given_up_loudly_not_restarted_for_ever() {
+    // A WAL directory whose only segment starts at record 5: records 1..=4 are in no file,
+    // so the server refuses to start, every time.
+    let dir = TempDir::new().expect("temp dir");
+    let wal = dir.path().join("wal");
+    std::fs::create_dir_all(&wal).expect("mkdir");
+    std::fs::write(
+        wal.join(walab_wal::segment::file_name(5)),
+        walab_wal::segment::header(5),
+    )
+    .expect("segment");
+    let ports = [free_port(), free_port(), free_port()];
+    let lab = Walab::lab(dir.path(), ports, &[]);
+    let started = Instant::now();
+    let gave_up = loop {
+        let out = lab.output();
+        if out.contains("cannot start:") {
+            break out;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the lab never gave up:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let line = gave_up
+        .lines()
+        .find(|l| l.contains("cannot start:"))
+        .expect("the line");
+    assert!(line.contains(&format!("wal on :{}", ports[0])), "{line}");
+    assert!(
+        line.contains("records 1..=4 are missing"),
+        "the reason: {line}"
+    );
+    assert!(line.contains("no longer restarts it"), "{line}");
+    // The others run on; the broken one is not started again.
+    assert!(wait_healthy(ports[1], Duration::from_secs(20)).is_some());
+    let restarts = |out: &str| out.matches("restart #").count();
+    let before = restarts(&lab.output());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(restarts(&lab.output()), before, "{}", lab.output());
+}
+
+#[test]
 fn sigterm_stops_the_children_and_exits_0() {
     let (mut lab, _dir, [_, memory, sled]) = lab_with_memory_healthy();
     assert!(wait_healthy(sled, Duration::from_secs(20)).is_some());

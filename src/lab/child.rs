@@ -68,6 +68,46 @@ pub enum Program {
     },
 }
 
+/// Starts in a row that died within [`QUICK_DEATH`] after which the lab stops restarting a
+/// child and says it cannot start: a broken setting or a damaged log does not fix itself,
+/// and a restart every 5 s for ever would hide the reason in a scrolling log.
+pub const GIVE_UP_AFTER: u32 = 5;
+
+/// What the lab knows of a child besides its process: the last error line it wrote, and,
+/// once the lab has given up on it, why. Shared with the page (`/lab.json`).
+#[derive(Debug, Default)]
+pub struct Verdict {
+    last_error: std::sync::Mutex<Option<String>>,
+    cannot_start: std::sync::Mutex<Option<String>>,
+}
+
+impl Verdict {
+    /// Why the child cannot start, once the lab has given up on it.
+    pub fn cannot_start(&self) -> Option<String> {
+        self.cannot_start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn saw(&self, line: &str) {
+        if line.contains("ERROR") {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(line.to_owned());
+        }
+    }
+
+    fn give_up(&self, why: String) {
+        *self.cannot_start.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
 /// What to run for one child.
 #[derive(Debug, Clone)]
 pub struct Spec {
@@ -84,6 +124,8 @@ pub struct Spec {
     /// Where a server answers the lab's `/health` outside its connection cap
     /// (`WALAB_HEALTH_SOCKET`); `None` for an etcd member, asked on its client port.
     pub health_socket: Option<PathBuf>,
+    /// Its last error line, and whether the lab gave up on it.
+    pub verdict: Arc<Verdict>,
 }
 
 impl Spec {
@@ -168,6 +210,19 @@ pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
             quick_deaths = 0;
             Duration::ZERO
         };
+        if quick_deaths >= GIVE_UP_AFTER {
+            let reason = spec
+                .verdict
+                .last_error()
+                .map_or_else(|| outcome.clone(), |line| strip_log_prefix(&line));
+            tracing::error!(
+                "{label} cannot start: {reason} ({GIVE_UP_AFTER} starts in a row died within {} ms); the lab no longer restarts it: fix the cause (the line above), then start the lab again",
+                QUICK_DEATH.as_millis()
+            );
+            spec.verdict.give_up(reason);
+            stopped(&mut stop).await;
+            return;
+        }
         if delay.is_zero() {
             tracing::warn!("{label} {outcome}; restart #{restarts}");
         } else {
@@ -182,6 +237,15 @@ pub async fn supervise(spec: Spec, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// A child's log line without its tag, time and level: what it said.
+fn strip_log_prefix(line: &str) -> String {
+    line.split_once(" ERROR ")
+        .map_or(line, |(_, rest)| rest)
+        .trim_start_matches(|c: char| c.is_alphanumeric() || c == ':' || c == '_')
+        .trim()
+        .to_owned()
 }
 
 /// Resolves once the lab is stopping. The borrow guard `wait_for` hands back is dropped
@@ -330,6 +394,11 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
     // Its own process group: a Ctrl-C at the terminal reaches only the lab, which then
     // stops the children itself, so no child dies early and gets restarted mid-shutdown.
     cmd.process_group(0).kill_on_drop(true);
+    // A server's log passes through the lab, which keeps its last error line: the reason
+    // to give if the server cannot start.
+    if matches!(spec.program, Program::Server { .. }) {
+        cmd.stderr(std::process::Stdio::piped());
+    }
     #[cfg(target_os = "linux")]
     {
         let parent = sys::own_pid();
@@ -339,7 +408,18 @@ fn spawn(spec: &Spec, restarts: u64) -> std::io::Result<Child> {
             cmd.pre_exec(move || sys::die_with_parent(parent));
         }
     }
-    let child = cmd.spawn()?;
+    let mut child = cmd.spawn()?;
+    if let Some(stderr) = child.stderr.take() {
+        let verdict = spec.verdict.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("{line}");
+                verdict.saw(&line);
+            }
+        });
+    }
     if let (Program::EtcdMember { cluster, index, .. }, Some(pid)) = (&spec.program, child.id()) {
         cluster::write_pid_file(&cluster.run_dir, &cluster.members[*index].name, pid)?;
     }

@@ -22,6 +22,7 @@
 //! `Content-Length` over [`MAX_REQUEST_BYTES`] answered 413 before anything is read, and a
 //! budget for the bodies it holds at once ([`crate::server::limits::BodyBudget`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ pub struct Target {
     pub host: String,
     /// Its port.
     pub port: u16,
+    /// Whether the lab gave up starting it, and why.
+    pub verdict: Arc<crate::lab::child::Verdict>,
 }
 
 /// What the proxy's handlers share.
@@ -73,16 +76,24 @@ struct Proxy {
     targets: Arc<Vec<Target>>,
     bodies: BodyBudget,
     limits: Limits,
+    /// Where `walab experiment` writes its runs (`--experiments`, default ./experiments).
+    experiments: Arc<PathBuf>,
 }
 
 /// The page's router over `targets`, for a page listening on `bind_host`. Tests call this
 /// with children on port 0.
-pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
+pub fn router(
+    targets: Vec<Target>,
+    bind_host: &str,
+    limits: Limits,
+    experiments: PathBuf,
+) -> Router {
     let guard = CrossSiteGuard::new(bind_host, Vec::new());
     let shared = Proxy {
         targets: Arc::new(targets),
         bodies: BodyBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
         limits,
+        experiments: Arc::new(experiments),
     };
     let routes = Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
@@ -95,6 +106,8 @@ pub fn router(targets: Vec<Target>, bind_host: &str, limits: Limits) -> Router {
             get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
         )
         .route("/lab.json", get(lab_json))
+        .route("/experiments.json", get(experiments_json))
+        .route("/experiments/{run}/{file}", get(experiment_plot))
         .route("/api/{backend}/{*path}", any(proxy))
         .fallback(|uri: Uri| async move {
             error(
@@ -123,11 +136,12 @@ pub async fn serve(
     bind_host: &str,
     limits: Limits,
     targets: Vec<Target>,
+    experiments: PathBuf,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::server::serve::serve(
         crate::server::serve::tcp(listener),
-        router(targets, bind_host, limits),
+        router(targets, bind_host, limits, experiments),
         limits,
         shutdown,
     )
@@ -153,19 +167,74 @@ fn asset(content_type: &'static str, text: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /lab.json`: `{"backends":[{"backend","port","url"}]}`.
+/// `GET /experiments.json`: the runs of `walab experiment` in the experiments directory,
+/// newest first, each experiment with its command, conclusion and plot's URL.
+async fn experiments_json(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
+    let dir = proxy.experiments.clone();
+    let runs = tokio::task::spawn_blocking(move || crate::experiment::runs_in(&dir))
+        .await
+        .unwrap_or_default();
+    Json(json!({ "dir": proxy.experiments.display().to_string(), "runs": runs }))
+}
+
+/// `GET /experiments/<run>/<lesson>.svg`: one plot of a run. Only a run directory's plain
+/// name and a lesson's plot are served: nothing else on the disk is reachable.
+async fn experiment_plot(
+    State(proxy): State<Proxy>,
+    Path((run, file)): Path<(String, String)>,
+) -> Response {
+    let Some(path) = crate::experiment::plot_path(&proxy.experiments, &run, &file) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such experiment plot; see /experiments.json",
+        );
+    };
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+    match read.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+        Ok(svg) if svg.len() <= 4 << 20 => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "no-cache"),
+                // Drawn by plotters, shown as an image: nothing in it may run.
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            svg,
+        )
+            .into_response(),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such experiment plot; see /experiments.json",
+        ),
+    }
+}
+
+/// `GET /lab.json`: `{"backends":[{"backend","port","url","title","supports"}]}`, with
+/// `cannot_start` (`reason`, `hint`) for a server the lab gave up starting.
 async fn lab_json(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
     let backends: Vec<_> = proxy
         .targets
         .iter()
         .map(|t| {
-            json!({
+            let mut entry = json!({
                 "backend": t.kind.as_str(),
                 "port": t.port,
                 "url": format!("http://{}:{}", t.host, t.port),
                 "title": t.kind.info().title,
                 "supports": t.kind.supports(),
-            })
+            });
+            if let Some(reason) = t.verdict.cannot_start() {
+                entry["cannot_start"] = json!({
+                    "reason": reason,
+                    "hint": "the lab stopped restarting it: fix the cause, then start the lab again",
+                });
+            }
+            entry
         })
         .collect();
     Json(json!({ "backends": backends }))
@@ -367,15 +436,18 @@ mod tests {
                     kind: BackendKind::named("wal"),
                     host: "127.0.0.1".into(),
                     port: wal,
+                    verdict: Default::default(),
                 },
                 Target {
                     kind: BackendKind::named("memory"),
                     host: "127.0.0.1".into(),
                     port: memory,
+                    verdict: Default::default(),
                 },
             ],
             "127.0.0.1",
             Limits::default(),
+            PathBuf::from("experiments"),
         )
     }
 
@@ -405,6 +477,51 @@ mod tests {
 
     fn json_of(text: &str) -> serde_json::Value {
         serde_json::from_str(text).expect("JSON")
+    }
+
+    #[tokio::test]
+    async fn the_newest_experiment_run_and_its_plots_are_served_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for run in ["2026-12-05", "2026-12-06"] {
+            let at = dir.path().join(run);
+            std::fs::create_dir_all(&at).expect("mkdir");
+            let found = json!({"command": "walab experiment fsync", "conclusion": format!("measured on {run}")});
+            std::fs::write(at.join("fsync.json"), found.to_string()).expect("json");
+            std::fs::write(
+                at.join("fsync.svg"),
+                "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+            )
+            .expect("svg");
+        }
+        std::fs::write(dir.path().join("secret.txt"), "no").expect("file");
+        let app = router(
+            Vec::new(),
+            "127.0.0.1",
+            Limits::default(),
+            dir.path().to_path_buf(),
+        );
+        let (status, _, text) = call(app.clone(), "GET", "/experiments.json", "").await;
+        assert_eq!(status, 200);
+        let found = json_of(&text);
+        assert_eq!(
+            found["runs"][0]["run"], "2026-12-06",
+            "newest first: {found}"
+        );
+        let e = &found["runs"][0]["experiments"][0];
+        assert_eq!(e["name"], "fsync");
+        assert_eq!(e["conclusion"], "measured on 2026-12-06");
+        let plot = e["plot"].as_str().expect("plot url").to_owned();
+        let (status, ct, _) = call(app.clone(), "GET", &plot, "").await;
+        assert_eq!((status, ct.as_str()), (200, "image/svg+xml"));
+        for bad in [
+            "/experiments/2026-12-06/fsync.json",
+            "/experiments/..%2F/secret.txt",
+            "/experiments/2026-12-06/..%2F..%2Fsecret.txt",
+            "/experiments/.hidden/fsync.svg",
+        ] {
+            let (status, _, _) = call(app.clone(), "GET", bad, "").await;
+            assert_eq!(status, 404, "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -420,11 +420,32 @@ function buildDemoRows() {
   }
 }
 
+// Servers the lab gave up starting (/lab.json's cannot_start), asked again while one is down.
+let cannotStart = {};
+
+async function refreshCannotStart() {
+  try {
+    const reply = await fetch('/lab.json', { cache: 'no-store' });
+    if (!reply.ok) return;
+    const lab = await reply.json();
+    const found = {};
+    for (const e of lab.backends || []) {
+      if (e && e.cannot_start) found[e.backend] = e.cannot_start;
+    }
+    cannotStart = found;
+  } catch (_) {
+    // the lab is not answering: the banner says so
+  }
+}
+
 function renderHealth(b) {
   const s = stores[b];
   const health = s.el.querySelector('.health');
   let state, text;
-  if (s.health === 200) {
+  if (s.health !== 200 && cannotStart[b]) {
+    state = 'down';
+    text = `Cannot start: ${cannotStart[b].reason} (${cannotStart[b].hint})`;
+  } else if (s.health === 200) {
     state = 'up';
     text = 'Up: answering';
   } else if (s.health === 503) {
@@ -549,6 +570,9 @@ function noteRestarts(b, n, via, quiet) {
 }
 
 async function pollStats() {
+  if (BACKENDS.some((b) => stores[b].health !== 200 && stores[b].health !== null)) {
+    await refreshCannotStart();
+  }
   await Promise.all(BACKENDS.map(async (b) => {
     const health = await api(b, 'GET', '/health');
     stores[b].health = health.status === 0 ? null : health.status;
@@ -1176,6 +1200,46 @@ async function loadLab() {
   }
 }
 
+// The runs `walab experiment` left in the lab's experiments directory (/experiments.json):
+// the newest run's plots, conclusions and the command that makes each.
+async function showExperiments() {
+  let found;
+  try {
+    const reply = await fetch('/experiments.json', { cache: 'no-store' });
+    if (!reply.ok) return;
+    found = await reply.json();
+  } catch (_) {
+    return;
+  }
+  const runs = Array.isArray(found.runs) ? found.runs : [];
+  const section = document.getElementById('experiments');
+  const hint = document.getElementById('experiments-hint');
+  const list = document.getElementById('experiments-list');
+  section.hidden = false;
+  if (runs.length === 0) {
+    hint.textContent = `No experiments in ${found.dir} yet: run one (cargo run --release -- experiment fsync --quick) and reload.`;
+    return;
+  }
+  const run = runs[0];
+  hint.textContent = `The newest run in ${found.dir}: ${run.run}${runs.length > 1 ? ` (${runs.length - 1} older)` : ''}.`;
+  list.replaceChildren();
+  for (const e of run.experiments) {
+    const figure = document.createElement('figure');
+    const title = document.createElement('h3');
+    title.textContent = `${e.name}: ${e.shows}`;
+    const img = document.createElement('img');
+    img.src = e.plot;
+    img.alt = `${e.name}: ${e.shows}`;
+    img.loading = 'lazy';
+    const caption = document.createElement('figcaption');
+    caption.textContent = e.conclusion;
+    const command = document.createElement('code');
+    command.textContent = e.command;
+    figure.append(title, img, caption, command);
+    list.append(figure);
+  }
+}
+
 async function start() {
   setupToken();
   for (const entry of await loadLab()) {
@@ -1189,6 +1253,7 @@ async function start() {
   buildColumns();
   buildDemoRows();
   buildLogViewer();
+  showExperiments();
   document.getElementById('demo').addEventListener('click', durabilityDemo);
   document.getElementById('write-all').addEventListener('click', writeAll);
   document.getElementById('crash-all').addEventListener('click', crashAll);
