@@ -92,6 +92,19 @@ impl Server {
             .unwrap_or(serde_json::Value::Null)
     }
 
+    /// Whether the server promises, in its `/admin/stats` `durability`, to keep every
+    /// acknowledged write through a power loss (`power_loss`) or a process crash (a member
+    /// kill of a replicated store counts as one): what the torture and the experiments hold
+    /// a backend to.
+    pub fn promises_no_loss(&self, power_loss: bool) -> bool {
+        let field = if power_loss {
+            "survives_power_loss"
+        } else {
+            "survives_process_crash"
+        };
+        self.stats()["durability"][field] == true
+    }
+
     /// SIGKILL and reap it (a process crash).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

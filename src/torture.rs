@@ -117,17 +117,6 @@ fn parse_setting(v: &str) -> Result<(String, String), String> {
 }
 
 impl TortureOptions {
-    /// Whether the server promised that every acknowledged write survives this crash:
-    /// from its own `durability` in `/admin/stats`, so the torture holds every backend to
-    /// what it says of itself. A member kill is a process crash of the replicated store.
-    fn promises_no_loss(&self, durability: &serde_json::Value) -> bool {
-        let field = match self.crash {
-            CrashKind::PowerLoss => "survives_power_loss",
-            _ => "survives_process_crash",
-        };
-        durability[field] == true
-    }
-
     /// A crash this backend cannot have, in words.
     fn check(&self) -> Result<(), String> {
         if self.crash == CrashKind::PowerLoss && !self.backend.can_crash(CrashMode::PowerLoss) {
@@ -431,7 +420,8 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         let check = model::check_cycle(&keys, &baseline, &pending, &actual);
         let st = server.stats();
         if cycle == 0 {
-            totals.promised = opts.promises_no_loss(&st["durability"]);
+            // The server's own promise: the torture holds every backend to what it says.
+            totals.promised = server.promises_no_loss(opts.crash == CrashKind::PowerLoss);
         }
         if cycle > 0 {
             let acked = pending

@@ -30,6 +30,8 @@ pub struct CrashRun {
     pub writes_per_sec: f64,
     /// From starting the new process to its first healthy answer, in ms.
     pub restart_ms: f64,
+    /// The server promised to keep every acknowledged write through this crash.
+    pub promised: bool,
 }
 
 /// Start `backend` with `env` in a fresh directory, load it with 8 writers for `load`,
@@ -47,6 +49,7 @@ pub fn under_load(
     };
     let mut server = start()?;
     server.wait_healthy(Duration::from_secs(30))?;
+    let promised = server.promises_no_loss(mode == CrashMode::PowerLoss);
     let stop = Arc::new(AtomicBool::new(false));
     let spec = LoadSpec {
         connections: 8,
@@ -100,6 +103,7 @@ pub fn under_load(
         window_ms,
         writes_per_sec: acked.len() as f64 / crash_at.as_secs_f64(),
         restart_ms: restart.as_secs_f64() * 1e3,
+        promised,
     })
 }
 
@@ -131,17 +135,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
             );
             runs.push(r);
         }
-        let dir = ctx.dir("promise");
-        let mut s = Server::start(*kind, &dir, &[], &ctx.log).map_err(|e| e.to_string())?;
-        s.wait_healthy(Duration::from_secs(30))?;
-        let durability = s.stats()["durability"].clone();
-        drop(s);
-        let field = if *mode == CrashMode::PowerLoss {
-            "survives_power_loss"
-        } else {
-            "survives_process_crash"
-        };
-        let promised = durability[field] == true;
+        let promised = runs.iter().all(|r| r.promised);
         let kept: Vec<f64> = runs
             .iter()
             .map(|r| 100.0 * (r.acked - r.lost) as f64 / (r.acked.max(1) as f64))

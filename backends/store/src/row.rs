@@ -92,17 +92,18 @@ impl BackendKind {
 
     /// `process or power-loss`: the crash modes, for messages.
     pub fn crash_modes_text(self) -> String {
-        crash_modes_text(self.0.supports.crash_modes)
-    }
-}
-
-/// `mode=process or power-loss`: crash modes as a sentence.
-pub(crate) fn crash_modes_text(modes: &[CrashMode]) -> String {
-    let names: Vec<&str> = modes.iter().map(|m| m.as_str()).collect();
-    match names.split_last() {
-        Some((last, [])) => format!("mode={last} only"),
-        Some((last, rest)) => format!("mode={} or {last}", rest.join(", ")),
-        None => "no mode".into(),
+        let names: Vec<&str> = self
+            .0
+            .supports
+            .crash_modes
+            .iter()
+            .map(|m| m.as_str())
+            .collect();
+        match names.split_last() {
+            Some((last, [])) => format!("mode={last} only"),
+            Some((last, rest)) => format!("mode={} or {last}", rest.join(", ")),
+            None => "no mode".into(),
+        }
     }
 }
 

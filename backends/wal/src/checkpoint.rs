@@ -158,7 +158,6 @@ fn attempt(s: &Shared) -> Outcome {
         }
         (sequence, state)
     };
-    lock(&s.checkpoint_status).running = true;
     s.checkpoint_running.store(true, Ordering::Release);
     let dir = s.config.dir.as_path();
     let pace = s.config.snapshot_bytes_per_sec;
@@ -174,7 +173,6 @@ fn attempt(s: &Shared) -> Outcome {
         // `checkpointed` never moved.
         Err(e) => Err(e),
     };
-    lock(&s.checkpoint_status).running = false;
     s.checkpoint_running.store(false, Ordering::Release);
     match result {
         Ok((snapshot_bytes, segments_removed)) => Outcome::Taken(report(

@@ -360,7 +360,7 @@ impl Engine {
             fsync_time: counters.fsync_time,
             batch_sizes: counters.batch_sizes,
             checkpoints: ck.count,
-            checkpoint_running: ck.running,
+            checkpoint_running: s.checkpoint_running.load(Ordering::Acquire),
             last_checkpoint: ck.last.clone(),
             checkpoint_failures: ck.failures,
             last_checkpoint_failure: ck.last_failure.clone(),

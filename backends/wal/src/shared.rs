@@ -46,7 +46,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Checkpoint bookkeeping.
 #[derive(Debug, Default)]
 pub(crate) struct CheckpointStatus {
-    pub running: bool,
     pub count: u64,
     pub last: Option<CheckpointReport>,
     pub failures: u64,
@@ -70,7 +69,8 @@ pub(crate) struct Shared {
     /// The sequence the newest durable snapshot covers: every record after it is what a
     /// crash now would replay, also while a checkpoint is writing its snapshot.
     pub checkpointed: AtomicU64,
-    /// A checkpoint is writing its snapshot (no automatic one is asked for meanwhile).
+    /// A checkpoint is writing its snapshot (no automatic one is asked for meanwhile; the
+    /// stats say so).
     pub checkpoint_running: AtomicBool,
     /// The size of the newest snapshot (0 without one): the log must grow by a share of it
     /// before an automatic checkpoint.
