@@ -30,6 +30,9 @@ const TOKEN: &str = "s3cret-token";
 /// Short, so a stalled body is given up on quickly (and still longer than the 1 s pause of
 /// the slow-body row).
 const BODY_TIMEOUT: Duration = Duration::from_millis(2000);
+/// Low enough that a body stopped after 5 bytes meets the pause timeout first; a body
+/// trickling a byte every 0.5 s falls behind it 3.1 s in (2 s of grace, then 10 bytes a second).
+const MIN_BODY_RATE: u64 = 10;
 const AUTH: &str = "Bearer s3cret-token";
 
 /// One step of a hand-written exchange.
@@ -608,6 +611,25 @@ fn table(backend: &str) -> Vec<Row> {
             deletes: None,
         },
         Row {
+            name: "a body that trickles a byte every 0.5 s: 408 body_too_slow once it falls behind MIN_BODY_BYTES_PER_SEC",
+            steps: std::iter::once(Step::Send({
+                let mut head = raw_post(&format!("Content-Length: {}\r\n", slow_body.len()), "");
+                head.extend_from_slice(&slow_body[..5]);
+                head
+            }))
+            .chain(slow_body[5..20].iter().flat_map(|b| {
+                [
+                    Step::Sleep(Duration::from_millis(500)),
+                    Step::Send(vec![*b]),
+                ]
+            }))
+            .collect(),
+            expect: Error(408, "body_too_slow"),
+            within: Some(Duration::from_secs(5)),
+            stores: None,
+            deletes: None,
+        },
+        Row {
             name: "slow body: 5 bytes, a 1 s pause, the rest",
             steps: vec![
                 Step::Send({
@@ -1075,6 +1097,7 @@ fn run_table(backend: &str) {
             ("MAX_VALUE_BYTES", &max),
             ("ADMIN_TOKEN", TOKEN),
             ("BODY_TIMEOUT_MS", &body_timeout),
+            ("MIN_BODY_BYTES_PER_SEC", &MIN_BODY_RATE.to_string()),
         ],
     );
 

@@ -20,7 +20,7 @@
 //! same accept loop and timeouts ([`crate::server::serve`]), the same browser checks
 //! ([`crate::server::cross_site`]: only the page itself may change a store through it), a
 //! `Content-Length` over [`MAX_REQUEST_BYTES`] answered 413 before anything is read, and a
-//! budget for the bodies it holds at once ([`crate::server::limits::BodyBudget`]).
+//! budget for the bodies it holds at once ([`crate::server::limits::ByteBudget`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ use crate::lab::probe::{self, ClientError};
 use crate::server::config::Limits;
 use crate::server::cross_site::CrossSiteGuard;
 use crate::server::error::ApiError;
-use crate::server::limits::{BodyBudget, announced_length, bounded, is_body_timeout};
+use crate::server::limits::{ByteBudget, announced_length, bounded, read_body};
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -74,7 +74,7 @@ pub struct Target {
 #[derive(Debug, Clone)]
 struct Proxy {
     targets: Arc<Vec<Target>>,
-    bodies: BodyBudget,
+    bodies: ByteBudget,
     limits: Limits,
     /// Where `walab experiment` writes its runs (`--experiments`, default ./experiments).
     experiments: Arc<PathBuf>,
@@ -91,7 +91,7 @@ pub fn router(
     let guard = CrossSiteGuard::new(bind_host, Vec::new());
     let shared = Proxy {
         targets: Arc::new(targets),
-        bodies: BodyBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
+        bodies: ByteBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
         limits,
         experiments: Arc::new(experiments),
     };
@@ -249,39 +249,28 @@ async fn proxy(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Refused before a byte of the body is read: waiting for 1 GB to say no helps no one.
     let announced = announced_length(&headers);
-    if announced.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            &format!(
-                "the lab's page passes on bodies of at most {MAX_REQUEST_BYTES} bytes; send bigger values to a server directly"
-            ),
-        );
-    }
-    let _share = match proxy.bodies.take(announced, MAX_REQUEST_BYTES) {
-        Ok(share) => share,
-        Err(busy) => return busy.into_response(),
-    };
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return if is_body_timeout(&e) {
-                ApiError::BodyTimeout {
-                    ms: proxy.limits.body_timeout.as_millis(),
-                }
-                .into_response()
-            } else {
-                error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    &format!(
-                        "the request body could not be read whole within {MAX_REQUEST_BYTES} bytes: {e}"
-                    ),
-                )
-            };
+    // The body's room in the page's budget is held until the child has answered.
+    let (body, _share) = match read_body(
+        body,
+        announced,
+        &proxy.bodies,
+        MAX_REQUEST_BYTES,
+        &proxy.limits,
+    )
+    .await
+    {
+        Ok(read) => read,
+        Err(ApiError::BodyTooLarge { .. }) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                &format!(
+                    "the lab's page passes on bodies of at most {MAX_REQUEST_BYTES} bytes; send bigger values to a server directly"
+                ),
+            );
         }
+        Err(e) => return e.into_response(),
     };
     let Some(target) = proxy.targets.iter().find(|t| t.kind.as_str() == backend) else {
         return error(

@@ -97,6 +97,15 @@ pub struct Limits {
     /// `MAX_BODY_BYTES_IN_FLIGHT`: bodies being read at once hold at most this much; a
     /// request that would go over is answered 503 `busy` at once.
     pub max_body_bytes_in_flight: usize,
+    /// `MIN_BODY_BYTES_PER_SEC`: a body's least rate: by `t` seconds after its headers, `(t - 2) × rate` bytes must have arrived (408
+    /// `body_too_slow`; 0: no minimum).
+    pub min_body_bytes_per_sec: u64,
+    /// `WRITE_TIMEOUT_MS`: an answer the client stops reading for this long closes its
+    /// connection.
+    pub write_timeout: Duration,
+    /// `MAX_ANSWER_BYTES_IN_FLIGHT`: large answers not yet read hold at most this much; an
+    /// answer that would go over is 503 `busy`.
+    pub max_answer_bytes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -109,6 +118,9 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_header_bytes: 32 * 1024,
             max_body_bytes_in_flight: 64 << 20,
+            min_body_bytes_per_sec: 64 * 1024,
+            write_timeout: Duration::from_secs(10),
+            max_answer_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -202,6 +214,20 @@ struct LimitArgs {
     #[arg(long, env, default_value_t = Limits::default().max_body_bytes_in_flight as u64)]
     #[arg(value_parser = at_least(1024, "bytes"))]
     max_body_bytes_in_flight: u64,
+    /// A body's least rate, in bytes a second: t seconds after its headers, (t - 2) × this
+    /// must have arrived (408 body_too_slow; 0: none).
+    #[arg(long, env, default_value_t = Limits::default().min_body_bytes_per_sec)]
+    #[arg(value_parser = at_least(0, "bytes a second"))]
+    min_body_bytes_per_sec: u64,
+    /// An answer the client stops reading for this long closes its connection, in ms.
+    #[arg(long, env, default_value_t = Limits::default().write_timeout.as_millis() as u64)]
+    #[arg(value_parser = at_least(1, "milliseconds"))]
+    write_timeout_ms: u64,
+    /// What all large answers not yet read by their clients may hold at once, in bytes
+    /// (503 busy).
+    #[arg(long, env, default_value_t = Limits::default().max_answer_bytes_in_flight as u64)]
+    #[arg(value_parser = at_least(1024, "bytes"))]
+    max_answer_bytes_in_flight: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -430,6 +456,9 @@ impl Config {
                 request_timeout: Duration::from_millis(l.request_timeout_ms),
                 max_header_bytes: usize_of(l.max_header_bytes),
                 max_body_bytes_in_flight: usize_of(l.max_body_bytes_in_flight),
+                min_body_bytes_per_sec: l.min_body_bytes_per_sec,
+                write_timeout: Duration::from_millis(l.write_timeout_ms),
+                max_answer_bytes_in_flight: usize_of(l.max_answer_bytes_in_flight),
             },
             allowed_origins: s.allowed_origins.map(|o| o.0).unwrap_or_default(),
         })
@@ -582,6 +611,9 @@ mod tests {
             ("REQUEST_TIMEOUT_MS", "3500"),
             ("MAX_HEADER_BYTES", "4096"),
             ("MAX_BODY_BYTES_IN_FLIGHT", "65536"),
+            ("MIN_BODY_BYTES_PER_SEC", "100"),
+            ("WRITE_TIMEOUT_MS", "4500"),
+            ("MAX_ANSWER_BYTES_IN_FLIGHT", "131072"),
             (
                 "ALLOWED_ORIGINS",
                 "http://localhost:3000, https://Lab.example",
@@ -617,6 +649,9 @@ mod tests {
                 request_timeout: Duration::from_millis(3500),
                 max_header_bytes: 4096,
                 max_body_bytes_in_flight: 65536,
+                min_body_bytes_per_sec: 100,
+                write_timeout: Duration::from_millis(4500),
+                max_answer_bytes_in_flight: 131072,
             }
         );
         assert_eq!(

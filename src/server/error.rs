@@ -135,6 +135,23 @@ pub enum ApiError {
         /// The timeout.
         ms: u128,
     },
+    /// The body arrived slower than `MIN_BODY_BYTES_PER_SEC`.
+    #[error(
+        "the request body arrived too slowly: {bytes} bytes in {ms} ms, under {min_rate} bytes a second (MIN_BODY_BYTES_PER_SEC); send it whole and promptly"
+    )]
+    BodyTooSlow {
+        /// Bytes received.
+        bytes: usize,
+        /// Since the body began.
+        ms: u128,
+        /// The minimum rate.
+        min_rate: u64,
+    },
+    /// Large answers not yet read by their clients already hold `MAX_ANSWER_BYTES_IN_FLIGHT`.
+    #[error(
+        "the server holds too many large answers that their clients have not read yet (MAX_ANSWER_BYTES_IN_FLIGHT); retry in a moment"
+    )]
+    AnswersBusy,
     /// An error status with no body of its own (a layer's timeout or refusal).
     #[error("{detail}")]
     Status {
@@ -186,7 +203,8 @@ impl ApiError {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
             ),
-            E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            E::Busy | E::AnswersBusy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            E::BodyTooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "body_too_slow"),
             E::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
             E::Status { status, .. } => (*status, status_code_word(*status)),
             E::AdminBusy(_) => (StatusCode::CONFLICT, "admin_busy"),
@@ -230,15 +248,18 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::Busy | ApiError::Recovering => {
+            ApiError::Busy | ApiError::AnswersBusy | ApiError::Recovering => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }
-        if matches!(self, ApiError::BodyTimeout { .. }) {
-            // The rest of the body may still arrive; the connection cannot be reused.
+        if matches!(
+            self,
+            ApiError::BodyTimeout { .. } | ApiError::BodyTooSlow { .. } | ApiError::Busy
+        ) {
+            // The rest of the body may still arrive unread; the connection cannot be reused.
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -7,21 +7,19 @@
 //! - [`KeyPath`]: the percent-decoded `{key}` of `/kv/{key}`, validated like a body key.
 //! - [`Query`]: axum's query extractor with our rejection.
 //!
-//! The body limit (`MAX_VALUE_BYTES` + room for the key and framing) is enforced by axum's
-//! `DefaultBodyLimit` while the body streams in, so an oversized body is refused before it
-//! is buffered; a Content-Length over the limit is refused before any of the body is read.
+//! The body limit (`MAX_VALUE_BYTES` + room for the key and framing) is enforced while the
+//! body streams in ([`read_body`]), so an oversized body is refused before it is buffered;
+//! a Content-Length over the limit is refused before any of the body is read.
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::server::error::ApiError;
-use crate::server::limits::{announced_length, is_body_timeout};
+use crate::server::limits::{announced_length, read_body};
 use crate::server::state::AppState;
 
 /// The longest key accepted, in bytes of UTF-8.
@@ -54,26 +52,16 @@ impl FromRequest<AppState> for KvBody {
             .config()
             .max_value_bytes
             .saturating_add(BODY_OVERHEAD_BYTES);
-        // A Content-Length over the limit is refused before reading anything: the body
-        // limit alone only trips once body bytes arrive, so a client that announced 100 MB
-        // and sent nothing yet would be waited on instead of answered.
         let announced = announced_length(req.headers());
-        if announced.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::BodyTooLarge { limit });
-        }
-        // Room in the server-wide budget before a byte is read; held until parsed.
-        let _share = state.body_budget().take(announced, limit)?;
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if is_body_timeout(&rejection) {
-                return ApiError::BodyTimeout {
-                    ms: state.config().limits.body_timeout.as_millis(),
-                };
-            }
-            match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit },
-                _ => ApiError::InvalidJson(rejection.body_text()),
-            }
-        })?;
+        // The body's room in the server-wide budget is held until it is parsed.
+        let (bytes, _share) = read_body(
+            req.into_body(),
+            announced,
+            state.body_budget(),
+            limit,
+            &state.config().limits,
+        )
+        .await?;
         parse_body(&bytes, state.config().max_value_bytes)
     }
 }

@@ -9,6 +9,9 @@
 //!   arrive within [`Limits::header_timeout`], and the same timer closes a keep-alive
 //!   connection that stays idle that long between requests;
 //! - hyper's `max_buf_size`, so a connection's read buffer stays small;
+//! - a write timeout ([`Limits::write_timeout`]): a client that stops reading its answer
+//!   for that long has its connection closed, and the answer's memory freed ([`WriteDeadline`]);
+//!   hyper has none of its own;
 //! - a semaphore of [`Limits::max_connections`] permits, taken before `accept`: over the
 //!   cap, new connections wait in the kernel's backlog instead of costing memory here;
 //! - `TCP_NODELAY`, as every HTTP server sets it: an answer goes out when it is written.
@@ -25,7 +28,10 @@
 //! (hyper's graceful shutdown) and are dropped after a grace period.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -34,7 +40,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 use tower::ServiceExt;
 
 use crate::server::config::Limits;
@@ -84,6 +92,7 @@ pub async fn serve<L: Listener>(
                 .clone()
                 .map_request(|req: hyper::Request<Incoming>| req.map(axum::body::Body::new)),
         );
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // Errors here are the client's (reset, timed out, malformed): hyper has already
@@ -115,4 +124,91 @@ pub fn tcp(listener: tokio::net::TcpListener) -> impl Listener {
     listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     })
+}
+
+/// A connection whose writes must make progress: a write (or flush) that stays pending for
+/// `timeout` fails with `TimedOut`, and hyper closes the connection, dropping the answer it
+/// held. The timer is made only when a write has to wait (the socket's buffer is full), so
+/// answers that go straight out cost nothing.
+#[derive(Debug)]
+struct WriteDeadline<S> {
+    io: S,
+    timeout: Duration,
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(io: S, timeout: Duration) -> Self {
+        WriteDeadline {
+            io,
+            timeout,
+            stalled: None,
+        }
+    }
+
+    /// Pass `poll` on, clearing the timer on progress and starting it on a wait.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.stalled = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read none of its answer for {} ms (WRITE_TIMEOUT_MS)",
+                    timeout.as_millis()
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.watch(cx, poll)
+    }
 }

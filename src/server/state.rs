@@ -12,7 +12,7 @@ use walab_store::{KvBackend, ReadPath, StoreError, Write, WriteAck, WritePath, o
 
 use crate::server::config::Config;
 use crate::server::error::ApiError;
-use crate::server::limits::BodyBudget;
+use crate::server::limits::ByteBudget;
 use crate::server::metrics::{Metrics, gauge};
 
 /// Cheap to clone: one `Arc` inside.
@@ -27,7 +27,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     started_at: Instant,
-    body_budget: BodyBudget,
+    body_budget: ByteBudget,
     /// One checkpoint request at a time: the others are answered at once (409) instead of
     /// each holding a blocking thread until the running one is done.
     checkpoint_gate: tokio::sync::Semaphore,
@@ -41,7 +41,7 @@ impl AppState {
         Ok(AppState {
             inner: Arc::new(Inner {
                 backend: OnceLock::new(),
-                body_budget: BodyBudget::new(config.limits.max_body_bytes_in_flight),
+                body_budget: ByteBudget::new(config.limits.max_body_bytes_in_flight),
                 metrics,
                 started_at: Instant::now(),
                 checkpoint_gate: tokio::sync::Semaphore::new(1),
@@ -116,7 +116,7 @@ impl AppState {
     }
 
     /// The memory request bodies may hold at once.
-    pub fn body_budget(&self) -> &BodyBudget {
+    pub fn body_budget(&self) -> &ByteBudget {
         &self.inner.body_budget
     }
 

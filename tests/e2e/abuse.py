@@ -32,7 +32,7 @@ import threading
 import time
 
 HOST = "127.0.0.1"
-CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small", "probe", "gap"]
+CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small", "probe", "gap", "stall", "unread"]
 MARGIN_S = 1.5  # how late after its timeout a stalled connection may still be closed
 MB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -1276,6 +1276,135 @@ def check_gap():
     if problems:
         raise Failed("; ".join(problems))
     return "; ".join(done)
+
+
+def check_stall():
+    """Bodies that announce 1 MiB and then send nothing, or a byte every half second, give
+    their share of MAX_BODY_BYTES_IN_FLIGHT back once they fall behind MIN_BODY_BYTES_PER_SEC
+    (408 body_too_slow), so a normal writer is refused (503 busy) only in their first moments,
+    not for as long as they stay."""
+    s = server("stall")
+    port, n = s["port"], 64
+    wait_healthy(port)
+    head = (f"POST /kv HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 1048576\r\n\r\n").encode()
+    silent = open_conns(port, n // 2, head)
+    trickle = open_conns(port, n // 2, head + b"{")
+    conns = silent + trickle
+    t0 = now()
+    pump = Pump(conns)
+    writes = []  # (seconds since the attack began, status)
+    i = 0
+    while now() - t0 < 5.0:
+        i += 1
+        r = try_request(port, "POST", "/kv", kv_body(f"writer-{i}", i), timeout=2.0,
+                        headers=[("Content-Type", "application/json")])
+        writes.append((now() - t0, r.status))
+        for c in trickle:  # a byte every half second keeps a pause timeout from firing
+            if c.sock is not None and c.closed_at is None and now() - c.t_last >= 0.5:
+                try:
+                    c.sock.send(b" ")
+                    c.t_last = now()
+                except OSError:
+                    pass
+        pump.run(now() + 0.05)
+    pump.run(now() + 1.0)
+    pump.close()
+    statuses = {}
+    for c in conns:
+        statuses[c.status] = statuses.get(c.status, 0) + 1
+    too_slow = sum(1 for c in conns if c.status == 408 and b"body_too_slow" in bytes(c.data))
+    late = [w for w in writes if w[0] >= 3.0]
+    late_bad = [w for w in late if w[1] != 200]
+    early_busy = sum(1 for w in writes if w[0] < 3.0 and w[1] == 503)
+    open_ = sum(1 for c in conns if c.closed_at is None)
+    numbers = (f"{n} bodies announcing 1 MiB ({n // 2} silent, {n // 2} trickling): answers {statuses},"
+               f" {too_slow} body_too_slow; a writer's {len(writes)} POSTs: {early_busy} busy in the first 3 s,"
+               f" {len(late) - len(late_bad)}/{len(late)} ok after")
+    problems = []
+    if too_slow < n // 2:
+        problems.append(f"only {too_slow} of {n} stalled bodies were answered 408 body_too_slow")
+    if open_:
+        problems.append(f"{open_} stalled connections still open 6 s later")
+    if not late or late_bad:
+        problems.append(f"{len(late_bad)} of the writer's {len(late)} POSTs 3 s into the attack failed,"
+                        f" e.g. {late_bad[:3]}")
+    if problems:
+        raise Failed("; ".join(problems) + f" [{numbers}]")
+    return numbers
+
+
+def check_unread():
+    """Clients that ask for a 4 MB listing and never read it: each answer's memory is held only
+    until WRITE_TIMEOUT_MS closes its connection, all of them together hold at most
+    MAX_ANSWER_BYTES_IN_FLIGHT (more are 503 busy), and the memory is given back."""
+    s = server("unread")
+    port, pid, n = s["port"], s["pid"], 100
+    write_s = int(s["WRITE_TIMEOUT_MS"]) / 1000
+    budget_mb = int(s["MAX_ANSWER_BYTES_IN_FLIGHT"]) / 2**20
+    wait_healthy(port)
+    value = "v" * 100_000
+    for i in range(40):
+        r = request(port, "POST", "/kv", kv_body(f"big-{i}", value),
+                    headers=[("Content-Type", "application/json")])
+        if r.status != 200:
+            raise Failed(f"filling the store: {r}")
+    listing = request(port, "GET", "/kv")
+    size_mb = len(listing.body) / 2**20
+    fds_before = fd_count(pid)
+    sampler = RssSampler(pid)
+    sampler.start()
+    head = f"GET /kv HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    conns = []
+    for _ in range(n):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # read nothing, hold little
+        try:
+            sock.connect((HOST, port))
+            sock.sendall(head)
+        except OSError:
+            sock.close()
+            continue
+        conns.append(sock)
+    t0 = now()
+    time.sleep(0.5)
+    during = [try_request(port, "GET", "/health", timeout=2.0).status,
+              try_request(port, "POST", "/kv", kv_body("small", 1), timeout=2.0,
+                          headers=[("Content-Type", "application/json")]).status]
+    # Reading would let the answers progress: watch the server's open sockets instead.
+    deadline = t0 + write_s + MARGIN_S + 1.0
+    held = fd_count(pid)
+    while fd_count(pid) > fds_before + 2 and now() < deadline:
+        time.sleep(0.1)
+    closed_s, left = now() - t0, fd_count(pid) - fds_before
+    peak = sampler.finish()
+    busy = 0
+    for sock in conns:
+        try:
+            busy += sock.recv(12, socket.MSG_PEEK | socket.MSG_DONTWAIT).startswith(b"HTTP/1.1 503")
+        except OSError:
+            pass
+        sock.close()
+    time.sleep(0.5)
+    after = mem_mb(pid)
+    relisted = try_request(port, "GET", "/kv", timeout=5.0)
+    numbers = (f"{len(conns)} unread GET /kv of {size_mb:.1f} MB: {busy} answered 503 busy; the server held {held - fds_before}"
+               f" more sockets, {left} after {closed_s:.1f} s;"
+               f" RSS {sampler.start_mb:.0f} MB before, peak {peak:.0f} MB, {after:.0f} MB after;"
+               f" meanwhile /health and POST {during}; GET /kv afterwards {relisted.status}")
+    problems = []
+    if left > 2:
+        problems.append(f"{left} connections still open {write_s + MARGIN_S + 1.0:.1f} s after they stopped reading"
+                        f" (WRITE_TIMEOUT_MS {write_s * 1000:.0f})")
+    if busy == 0:
+        problems.append("none was answered 503 busy although the answers exceed MAX_ANSWER_BYTES_IN_FLIGHT")
+    if peak > sampler.start_mb + budget_mb + 2 * size_mb + 80:
+        problems.append(f"peak RSS {peak:.0f} MB, over {budget_mb:.0f} MB of answers plus room")
+    if during != [200, 200] or relisted.status != 200:
+        problems.append(f"a normal client was refused: /health and POST {during}, GET /kv afterwards {relisted}")
+    if problems:
+        raise Failed("; ".join(problems) + f" [{numbers}]")
+    return numbers
 
 
 def main():

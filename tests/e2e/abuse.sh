@@ -14,7 +14,9 @@
 # (lower-case bearer, 200 KB of headers, /admin/wal?limit=1 over 50 MB of log, /health),
 # probe (552 stalled connections on a lab's memory store: the lab must not kill it), gap (a
 # deleted segment or snapshot: refused with the missing range, inspect non-zero,
-# point-in-time keeps what precedes it).
+# point-in-time keeps what precedes it), stall (64 bodies announcing 1 MiB that send nothing
+# or a byte every 0.5 s: 408 body_too_slow, writers served again within 3 s), unread (100
+# unread 4 MB listings: 503 busy past MAX_ANSWER_BYTES_IN_FLIGHT, closed by WRITE_TIMEOUT_MS).
 #
 # Each check prints `abuse: <name>: ok (<numbers>)` or `abuse: <name>: FAILED: <why>`, then
 # a summary; the exit status is 1 if any failed, 2 for a usage or setup problem.
@@ -34,7 +36,7 @@ walab=$(realpath "${WALAB:-target/release/walab}" 2> /dev/null || true)
 [ -n "$walab" ] && [ -x "$walab" ] || { echo "abuse: build first: cargo build --release (or set WALAB)" >&2; exit 2; }
 command -v python3 > /dev/null || { echo "abuse: python3 is missing" >&2; exit 2; }
 
-ALL=(lock slowloris rss metrics origin proxy fdlimit small probe gap)
+ALL=(lock slowloris rss metrics origin proxy fdlimit small probe gap stall unread)
 case "${1:-}" in -h | --help)
   sed -n '2,/^set -euo/p' "$here/abuse.sh" | sed '$d; s/^# \{0,1\}//'
   exit 0
@@ -51,7 +53,7 @@ unset KV_BACKEND WAL_ENABLED HOST PORT DATA_DIR FSYNC GROUP_COMMIT CHECKPOINT_TH
   SEGMENT_BYTES RECOVERY_MODE SLED_FLUSH MAX_VALUE_BYTES ADMIN_TOKEN OTEL_SERVICE_NAME \
   OTEL_EXPORTER_OTLP_ENDPOINT OTEL_SDK_DISABLED WALAB_RESTARTS MAX_CONNECTIONS \
   HEADER_TIMEOUT_MS BODY_TIMEOUT_MS REQUEST_TIMEOUT_MS MAX_BODY_BYTES_IN_FLIGHT ALLOWED_ORIGINS \
-  MAX_HEADER_BYTES
+  MAX_HEADER_BYTES MIN_BODY_BYTES_PER_SEC WRITE_TIMEOUT_MS MAX_ANSWER_BYTES_IN_FLIGHT
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/walab-abuse.XXXXXX")
 servers="$work/servers"
@@ -102,7 +104,7 @@ trap 'exit 143' TERM
 # Free loopback ports, all at once so they are distinct.
 mapfile -t ports < <(python3 - << 'EOF'
 import socket
-socks = [socket.socket() for _ in range(16)]
+socks = [socket.socket() for _ in range(24)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 for s in socks:
@@ -166,6 +168,9 @@ for c in "${checks[@]}"; do
     # The children's default limits (512 connections, 10 s header timeout), a token set.
     probe) lab probe ADMIN_TOKEN=abuse-probe-token-5c1e ;;
     gap) mkdir -p "$work/gap" ;;
+    # The default body timeout (10 s), so only the minimum rate can free a stalled body.
+    stall) serve stall HEADER_TIMEOUT_MS=1500 ;;
+    unread) serve unread "${SHORT[@]}" KV_BACKEND=memory WRITE_TIMEOUT_MS=2000 MAX_ANSWER_BYTES_IN_FLIGHT=67108864 ;;
     # Connections must outlive the few seconds the check holds them.
     fdlimit) LIMIT_FDS=64 serve fdlimit HEADER_TIMEOUT_MS=5000 BODY_TIMEOUT_MS=5000 CHECKPOINT_THRESHOLD=0 ;;
     small) serve small "${SHORT[@]}" ADMIN_TOKEN=abuse-token-7f3a CHECKPOINT_THRESHOLD=0 FSYNC=never ;;
