@@ -30,6 +30,7 @@ cd "$repo"
 unset COMPOSE_FILE COMPOSE_PROFILES COMPOSE_PROJECT_NAME
 echo "== docker-compose config -q (from the repository root, through .env)"
 "$compose" config -q
+COMPOSE_PROFILES= "$compose" config -q
 "$compose" --profile k6 --profile full --profile etcd --profile redb config -q
 echo "   ok: compose/docker-compose.yml is valid for Compose $("$compose" version --short)"
 
@@ -39,8 +40,9 @@ echo "   ok: no findings"
 
 echo "== ports, volumes and names against RUNBOOK.md"
 model=$(mktemp)
-trap 'rm -f "$model" "$model.default"' EXIT
+trap 'rm -f "$model" "$model.default" "$model.offline"' EXIT
 "$compose" --profile k6 --profile full --profile etcd --profile redb config --format json > "$model"
 "$compose" config --services > "$model.default"
-python3 tests/e2e/compose_check.py "$model" "$model.default"
+COMPOSE_PROFILES= "$compose" config --services > "$model.offline"
+python3 tests/e2e/compose_check.py "$model" "$model.default" "$model.offline"
 echo "PASS"

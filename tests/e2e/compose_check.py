@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Check that the Compose stack, the Prometheus and Grafana files and RUNBOOK.md agree.
 
-Usage: compose_check.py CONFIG_JSON DEFAULT_SERVICES
+Usage: compose_check.py CONFIG_JSON DEFAULT_SERVICES OFFLINE_SERVICES
 CONFIG_JSON is `docker-compose --profile k6 --profile full --profile etcd --profile redb config --format json`
 run from the repository root: Compose's own resolved model (paths absolute, anchors and merges applied),
 so this script checks what Compose will run rather than re-parsing the YAML.
-DEFAULT_SERVICES is `docker-compose config --services`: what a plain `up` starts.
+DEFAULT_SERVICES is `docker-compose config --services`: what a plain `up` starts (through
+the root .env's COMPOSE_PROFILES=full, Grafana and Jaeger too, as the runbook's Part 8 expects);
+OFFLINE_SERVICES the same with `COMPOSE_PROFILES=` (what CI starts: no registry here).
 
 Checks:
 - the stores: kv-wal, kv-memory, kv-sled publish 8001, 8002, 8003 (RUNBOOK.md's table and
@@ -68,7 +70,8 @@ ETCD_STORE, ETCD_PORT = "kv-etcd", 8004
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
 # The profile redb: walab's redb backend on 8005, its data on a volume of its own.
 REDB_PROFILE, REDB_STORE, REDB_PORT, REDB_VOLUME = "redb", "kv-redb", 8005, "lab25-redb-data"
-DEFAULT_SERVICES = set(STORES) | {"prometheus"}
+OFFLINE_SERVICES = set(STORES) | {"prometheus"}
+DEFAULT_SERVICES = OFFLINE_SERVICES | {"grafana", "jaeger"}
 UI = {"prometheus": [9090], "grafana": [3001], "jaeger": [16686, 4317, 4318]}
 
 failures = []
@@ -187,6 +190,7 @@ def check_etcd(services, volumes):
 def main():
     config = json.loads(Path(sys.argv[1]).read_text())
     default = set(Path(sys.argv[2]).read_text().split())
+    offline = set(Path(sys.argv[3]).read_text().split())
     services, volumes = config["services"], config.get("volumes", {})
     volume_names = {v.get("name", k) for k, v in volumes.items()}
 
@@ -228,6 +232,8 @@ def main():
 
     check(default == DEFAULT_SERVICES,
           f"a plain `up` starts {sorted(DEFAULT_SERVICES)} (it starts {sorted(default)})")
+    check(offline == OFFLINE_SERVICES,
+          f"`COMPOSE_PROFILES= up` starts {sorted(OFFLINE_SERVICES)} (it starts {sorted(offline)})")
     for name in ("grafana", "jaeger", "lab25-k6"):
         check(bool(services.get(name, {}).get("profiles")), f"{name} is under a profile")
     for name in ("prometheus", "lab25-k6"):
