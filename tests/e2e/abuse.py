@@ -32,7 +32,7 @@ import threading
 import time
 
 HOST = "127.0.0.1"
-CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small", "probe", "gap", "stall", "unread"]
+CHECKS = ["lock", "slowloris", "rss", "metrics", "origin", "proxy", "fdlimit", "small", "probe", "gap", "stall", "unread", "diskfull"]
 MARGIN_S = 1.5  # how late after its timeout a stalled connection may still be closed
 MB = 1024 * 1024
 RSS_BOUND_MB = 150
@@ -1405,6 +1405,69 @@ def check_unread():
     if problems:
         raise Failed("; ".join(problems) + f" [{numbers}]")
     return numbers
+
+
+def check_diskfull():
+    """A disk that fills up under a running WAL store: the appends find the room reserved for
+    the active segment, a checkpoint fails alone (the store is not poisoned), and once space
+    is freed the next checkpoint works, without a restart. abuse.sh mounts a 24 MiB tmpfs."""
+    s = server("diskfull")
+    port, data = s["port"], s["dir"]
+    wait_healthy(port)
+    value = "x" * 1000
+    written = 0
+
+    def write(n, what):
+        nonlocal written
+        for _ in range(n):
+            r = request(port, "POST", "/kv", kv_body(f"k-{written}", value),
+                        headers=[("Content-Type", "application/json")])
+            if r.status != 200:
+                raise Failed(f"{what}: write {written} answered {r}")
+            written += 1
+
+    write(200, "before the disk filled")
+    room = request(port, "GET", "/admin/stats").json().get("log_reserved_room_bytes", 0)
+    if room < 1 << 20:
+        raise Failed(f"the active segment has {room} bytes of reserved room, expected most of SEGMENT_BYTES")
+    filler = os.path.join(os.path.dirname(data), "filler")
+    filled = 0
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for chunk in (1 << 20, 64 << 10, 4 << 10):
+            while True:
+                try:
+                    filled += os.write(fd, b"\0" * chunk)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    st = os.statvfs(data)
+    free_kb = st.f_bavail * st.f_frsize // 1024
+    write(500, f"with the disk full ({free_kb} KiB free)")
+    ck = request(port, "POST", "/admin/checkpoint", timeout=30.0)
+    health = request(port, "GET", "/health")
+    if ck.status == 200 or not ck.error_json():
+        raise Failed(f"a checkpoint on a full disk answered {ck}, expected an error")
+    if health.status != 200:
+        raise Failed(f"after the failed checkpoint /health answered {health}: the store was poisoned")
+    write(100, "after the failed checkpoint")
+    os.remove(filler)
+    ck2 = request(port, "POST", "/admin/checkpoint", timeout=30.0)
+    if ck2.status != 200:
+        raise Failed(f"with space freed, the checkpoint answered {ck2}")
+    write(100, "after space was freed")
+    listed = request(port, "GET", "/kv?prefix=k-").json() or {}
+    if listed.get("count") != written:
+        raise Failed(f"{written} writes acknowledged, GET /kv lists {listed.get('count')}")
+    insp = subprocess.run([ARGS.walab, "inspect", data], capture_output=True, text=True, timeout=30)
+    if insp.returncode != 0:
+        raise Failed(f"walab inspect exited {insp.returncode}: {short(insp.stdout + insp.stderr, 200)}")
+    return (f"{room // 1024} KiB reserved; disk filled ({filled // 1024} KiB of filler, {free_kb} KiB free); 500 writes"
+            f" acknowledged on the full disk; checkpoint {ck.status} {ck.error_json()['error']}, /health 200; 100 more;"
+            f" space freed: checkpoint 200, 100 more; {written} listed; inspect exit 0")
 
 
 def main():

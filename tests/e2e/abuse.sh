@@ -16,7 +16,9 @@
 # deleted segment or snapshot: refused with the missing range, inspect non-zero,
 # point-in-time keeps what precedes it), stall (64 bodies announcing 1 MiB that send nothing
 # or a byte every 0.5 s: 408 body_too_slow, writers served again within 3 s), unread (100
-# unread 4 MB listings: 503 busy past MAX_ANSWER_BYTES_IN_FLIGHT, closed by WRITE_TIMEOUT_MS).
+# unread 4 MB listings: 503 busy past MAX_ANSWER_BYTES_IN_FLIGHT, closed by WRITE_TIMEOUT_MS),
+# diskfull (a 24 MiB tmpfs filled under a WAL store: writes go on into the segment's reserved
+# room, a checkpoint fails alone, works again once space is freed; needs root to mount).
 #
 # Each check prints `abuse: <name>: ok (<numbers>)` or `abuse: <name>: FAILED: <why>`, then
 # a summary; the exit status is 1 if any failed, 2 for a usage or setup problem.
@@ -36,7 +38,7 @@ walab=$(realpath "${WALAB:-target/release/walab}" 2> /dev/null || true)
 [ -n "$walab" ] && [ -x "$walab" ] || { echo "abuse: build first: cargo build --release (or set WALAB)" >&2; exit 2; }
 command -v python3 > /dev/null || { echo "abuse: python3 is missing" >&2; exit 2; }
 
-ALL=(lock slowloris rss metrics origin proxy fdlimit small probe gap stall unread)
+ALL=(lock slowloris rss metrics origin proxy fdlimit small probe gap stall unread diskfull)
 case "${1:-}" in -h | --help)
   sed -n '2,/^set -euo/p' "$here/abuse.sh" | sed '$d; s/^# \{0,1\}//'
   exit 0
@@ -61,6 +63,8 @@ servers="$work/servers"
 : > "$work/extra-pids"
 serve_pids=()
 lab_pids=()
+mounted=""
+
 
 # ours PID: PID is still a process running our walab binary (never signal anything else);
 # its executable is $walab, or $walab is one of its arguments (a script run by an interpreter).
@@ -90,6 +94,7 @@ cleanup() {
     [ "$left" = 0 ] && break
     sleep 0.1
   done
+  [ -z "$mounted" ] || umount "$mounted" 2> /dev/null || umount -l "$mounted" 2> /dev/null || true
   if [ "${ABUSE_KEEP:-}" = 1 ]; then
     echo "abuse: kept $work" >&2
   else
@@ -170,6 +175,15 @@ for c in "${checks[@]}"; do
     gap) mkdir -p "$work/gap" ;;
     # The default body timeout (10 s), so only the minimum rate can free a stalled body.
     stall) serve stall HEADER_TIMEOUT_MS=1500 ;;
+    diskfull)
+      mkdir -p "$work/diskfull"
+      if mount -t tmpfs -o size=24m walab-abuse "$work/diskfull"; then
+        mounted=$work/diskfull
+        serve diskfull SEGMENT_BYTES=4194304 CHECKPOINT_THRESHOLD=0
+      else
+        echo "abuse: diskfull: could not mount a tmpfs (it needs root)" >&2
+      fi
+      ;;
     unread) serve unread "${SHORT[@]}" KV_BACKEND=memory WRITE_TIMEOUT_MS=2000 MAX_ANSWER_BYTES_IN_FLIGHT=67108864 ;;
     # Connections must outlive the few seconds the check holds them.
     fdlimit) LIMIT_FDS=64 serve fdlimit HEADER_TIMEOUT_MS=5000 BODY_TIMEOUT_MS=5000 CHECKPOINT_THRESHOLD=0 ;;

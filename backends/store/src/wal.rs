@@ -335,6 +335,8 @@ pub struct WalStats {
     pub checkpoint_retry_in_ms: Option<f64>,
     /// Failed segment roll-overs (writes went on in the old segment).
     pub segment_roll_over_failures: u64,
+    /// Bytes the active segment can still take into disk room reserved for it.
+    pub log_reserved_room_bytes: u64,
     /// The last checkpoint, if any.
     pub last_checkpoint: Option<LastCheckpointStats>,
     /// What recovery found at start.
@@ -479,6 +481,7 @@ impl WalStats {
             }),
             checkpoint_retry_in_ms: s.checkpoint_retry_in.map(millis),
             segment_roll_over_failures: s.roll_over_failures,
+            log_reserved_room_bytes: s.reserved_room,
             last_checkpoint: s.last_checkpoint.as_ref().map(|c| LastCheckpointStats {
                 sequence: c.sequence,
                 keys: c.keys,

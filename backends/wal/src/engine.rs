@@ -338,9 +338,15 @@ impl Engine {
     /// The engine's counters.
     pub fn stats(&self) -> Stats {
         let s = &self.shared;
-        let (counters, log_bytes, segments) = {
+        let (counters, log_bytes, segments, reserved_room) = {
             let log = lock(&s.log);
-            (log.counters.clone(), log.total_bytes(), log.segment_count())
+            let room = log.active.reserved.saturating_sub(log.active.len);
+            (
+                log.counters.clone(),
+                log.total_bytes(),
+                log.segment_count(),
+                room,
+            )
         };
         let applied = s.applied.load(Ordering::Acquire);
         let ck = lock(&s.checkpoint_status);
@@ -366,6 +372,7 @@ impl Engine {
             last_checkpoint_failure: ck.last_failure.clone(),
             checkpoint_retry_in,
             roll_over_failures: counters.roll_over_failures,
+            reserved_room,
             poisoned: self.poisoned(),
         }
     }

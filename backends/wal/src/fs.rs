@@ -34,6 +34,13 @@ pub trait FsFile: Send + fmt::Debug {
     fn write_back(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// Reserve the file's disk room up to `len` bytes without changing its length
+    /// (`fallocate` with `FALLOC_FL_KEEP_SIZE`), so appends up to there cannot fail for want
+    /// of space. `ErrorKind::Unsupported` where the file system cannot.
+    fn reserve(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// The name of the lock file in a data directory. It holds the pid of the process that
@@ -132,6 +139,27 @@ impl FsFile for RealFile {
         self.file.set_len(len)?;
         self.end = len;
         Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn reserve(&mut self, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+        // SAFETY: fallocate only reads the descriptor, which `self.file` keeps open.
+        let rc =
+            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP | libc::ENOSYS) => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the file system cannot reserve room (fallocate)",
+            )),
+            _ => Err(e),
+        }
     }
 
     #[cfg(target_os = "linux")]

@@ -9,6 +9,16 @@
 //! from then on the log refuses everything. A failed creation of the *next* segment does
 //! not touch the active one, which was synced before the attempt: the roll-over fails, the
 //! half-made file is removed, and appends go on into the active segment.
+//!
+//! Room on disk is reserved before it is needed: a new segment reserves `segment_bytes`
+//! (`fallocate` with `FALLOC_FL_KEEP_SIZE`, so the file's length, and so the format, stay
+//! what was written) before it becomes the active one, and the active segment reopened at
+//! start-up reserves it again. On a disk that fills up (a snapshot, another program), the
+//! appends up to `segment_bytes` still find their room: the full disk fails the checkpoint
+//! or the roll-over, which leave the log whole, never an append, which would poison it.
+//! This is what PostgreSQL's zero-filled segments and etcd's preallocated 64 MB WAL files
+//! buy; the file length staying the data's length means old logs open unchanged and a
+//! reader never meets a tail of zeros.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +41,8 @@ pub(crate) struct Active {
     pub len: u64,
     /// Bytes known to be on stable storage.
     pub synced_len: u64,
+    /// Disk room reserved up to this length (0 where the file system cannot reserve).
+    pub reserved: u64,
 }
 
 /// A segment no longer appended to; synced when it was sealed.
@@ -93,13 +105,30 @@ fn discard_segment(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<()> {
     }
 }
 
-/// Create a new, empty segment starting at `first_sequence`, durably: the header is synced
-/// and so is the directory entry, so the file exists after a power loss.
-pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, first_sequence: u64) -> Result<Active> {
+/// Reserve `file`'s disk room up to `len` bytes; returns the length reserved (0 where the
+/// file system cannot reserve, which is no error: the log then works as it would without).
+pub(crate) fn reserve_room(file: &mut dyn FsFile, path: &Path, len: u64) -> Result<u64> {
+    match file.reserve(len) {
+        Ok(()) => Ok(len),
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(0),
+        Err(e) => Err(Error::io("fallocate", path)(e)),
+    }
+}
+
+/// Create a new, empty segment starting at `first_sequence` with `room` bytes of disk
+/// reserved, durably: the header is synced and so is the directory entry, so the file
+/// exists after a power loss. No room on the disk fails the creation.
+pub(crate) fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    first_sequence: u64,
+    room: u64,
+) -> Result<Active> {
     let path = dir.join(segment::file_name(first_sequence));
     let mut file = fs.create(&path).map_err(Error::io("create", &path))?;
     file.append(&segment::header(first_sequence))
         .map_err(Error::io("write", &path))?;
+    let reserved = reserve_room(file.as_mut(), &path, room)?;
     file.sync_data().map_err(Error::io("fdatasync", &path))?;
     // The new name must survive a power loss, or records synced into it could vanish.
     fs.sync_dir(dir)
@@ -111,6 +140,7 @@ pub(crate) fn create_segment(fs: &dyn Fs, dir: &Path, first_sequence: u64) -> Re
         file,
         len,
         synced_len: len,
+        reserved,
     })
 }
 
@@ -171,7 +201,12 @@ impl Log {
         if self.active.synced_len < self.active.len {
             self.sync()?;
         }
-        let next = match create_segment(self.fs.as_ref(), &self.dir, first_sequence) {
+        let next = match create_segment(
+            self.fs.as_ref(),
+            &self.dir,
+            first_sequence,
+            self.segment_bytes,
+        ) {
             Ok(next) => next,
             Err(e) => {
                 let path = self.dir.join(segment::file_name(first_sequence));
@@ -300,7 +335,7 @@ mod tests {
 
     fn log(fs: &SimFs) -> Log {
         let dir = PathBuf::from("/d");
-        let active = create_segment(fs, &dir, 1).expect("segment");
+        let active = create_segment(fs, &dir, 1, 1 << 20).expect("segment");
         Log {
             dir,
             fs: Arc::new(fs.clone()),

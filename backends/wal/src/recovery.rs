@@ -9,7 +9,7 @@ use crate::backoff::Backoff;
 use crate::config::{Config, RecoveryMode};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
-use crate::log::{Active, Log, LogCounters, Sealed, create_segment};
+use crate::log::{Active, Log, LogCounters, Sealed, create_segment, reserve_room};
 use crate::reader::{self, End};
 use crate::record::RecordRef;
 use crate::report::{RecoveryReport, SnapshotInfo};
@@ -283,15 +283,20 @@ fn open_log(
                 file.sync_data()
                     .map_err(Error::io("fdatasync", &last.path))?;
             }
+            // Its room again (a truncation gave back what lay past the cut). A disk too
+            // full for it does not stop start-up: the stats show no room reserved.
+            let reserved =
+                reserve_room(file.as_mut(), &last.path, config.segment_bytes).unwrap_or(0);
             Active {
                 first_sequence: last.first_sequence,
                 path: last.path,
                 file,
                 len: last.len,
                 synced_len: last.len,
+                reserved,
             }
         }
-        None => create_segment(fs.as_ref(), dir, last_seq + 1)?,
+        None => create_segment(fs.as_ref(), dir, last_seq + 1, config.segment_bytes)?,
     };
     let snap_seq = report.snapshot.as_ref().map_or(0, |s| s.sequence);
     let mut log = Log {

@@ -211,6 +211,9 @@ pub struct Stats {
     /// Size roll-overs since open that could not create the next segment; the log went on
     /// in the active segment, which then grows past `segment_bytes` until one succeeds.
     pub roll_over_failures: u64,
+    /// Bytes that can still be appended to the active segment into disk room reserved for
+    /// it (0 when none is: the file system cannot reserve, or the disk was full at start).
+    pub reserved_room: u64,
     /// The failure that poisoned the engine, if one did.
     pub poisoned: Option<String>,
 }
