@@ -12,7 +12,8 @@
 //! - [`extract`]: lenient JSON body, key path and query extractors that reject as [`ApiError`].
 //! - [`error`]: [`ApiError`], the one place a failure becomes a status and JSON body.
 //! - [`serve`]: the accept loop: connections capped, headers and idle keep-alive timed out.
-//! - [`limits`]: the header limit and the memory budget of bodies in flight.
+//! - [`limits`]: the header limit, the memory budgets of bodies and answers in flight.
+//! - [`completer`]: a log writer's completions handed to the runtime, one wake-up a batch.
 //! - [`cross_site`]: refusing web pages on other origins, and DNS rebinding.
 //! - [`metrics`]: the Prometheus registry and what it counts; the WAL engine's observer.
 //! - [`method`]: the `method` label of metrics and spans.
@@ -31,6 +32,7 @@
 //!   other call runs on the blocking pool; no lock is held across an `.await`.
 //! - Bad input is a 4xx JSON error; no handler panics on input.
 
+pub mod completer;
 pub mod config;
 pub mod cross_site;
 pub mod error;

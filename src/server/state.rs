@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use walab_store::{KvBackend, ReadPath, StoreError, Write, WriteAck, WritePath, open_backend};
 
+use crate::server::completer::Completer;
 use crate::server::config::Config;
 use crate::server::error::ApiError;
 use crate::server::limits::ByteBudget;
@@ -31,6 +32,8 @@ struct Inner {
     /// One checkpoint request at a time: the others are answered at once (409) instead of
     /// each holding a blocking thread until the running one is done.
     checkpoint_gate: tokio::sync::Semaphore,
+    /// Completions from a log writer's thread, one wake-up per batch.
+    completer: Completer<Result<Option<WriteAck>, StoreError>>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
                 metrics,
                 started_at: Instant::now(),
                 checkpoint_gate: tokio::sync::Semaphore::new(1),
+                completer: Completer::default(),
                 config,
             }),
         })
@@ -139,12 +143,18 @@ impl AppState {
         let started = Instant::now();
         let span = crate::server::traces::store_span(operation, self.inner.config.backend.as_str());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let done: walab_store::WriteDone = Box::new(move |outcome| {
-            // The receiver is gone only if the request was cancelled (its client left); the
-            // write went ahead all the same, as it would have on any server.
-            let _ = tx.send(outcome);
-        });
-        match backend.calls().writes {
+        let path = backend.calls().writes;
+        let done: walab_store::WriteDone = if path == WritePath::Queued {
+            // From the writer's thread: through the completer, one wake-up per batch.
+            Box::new(self.inner.completer.sender(tx))
+        } else {
+            Box::new(move |outcome| {
+                // The receiver is gone only if the request was cancelled (its client
+                // left); the write went ahead all the same, as it would on any server.
+                let _ = tx.send(outcome);
+            })
+        };
+        match path {
             WritePath::Inline | WritePath::Queued => span.in_scope(|| backend.submit(write, done)),
             WritePath::Blocking => {
                 let span = span.clone();
