@@ -273,10 +273,14 @@ async fn proxy(
         Err(e) => return e.into_response(),
     };
     let Some(target) = proxy.targets.iter().find(|t| t.kind.as_str() == backend) else {
+        let running: Vec<&str> = proxy.targets.iter().map(|t| t.kind.as_str()).collect();
         return error(
             StatusCode::NOT_FOUND,
             "unknown_backend",
-            &format!("no backend called '{backend}': the lab runs wal, memory and sled"),
+            &format!(
+                "no backend called '{backend}' in this lab: it runs {}",
+                running.join(", ")
+            ),
         );
     };
     if ![Method::GET, Method::POST, Method::DELETE].contains(&method) {

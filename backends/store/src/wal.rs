@@ -63,7 +63,7 @@ pub struct WalSettings {
     pub snapshot_bytes_per_sec: u64,
     /// Start a new log segment at this size, in bytes.
     #[arg(long, env, default_value_t = walab_wal::Config::default().segment_bytes)]
-    #[arg(value_parser = at_least(walab_wal::config::MIN_SEGMENT_BYTES, "bytes"))]
+    #[arg(value_parser = at_least(walab_wal::MIN_SEGMENT_BYTES, "bytes"))]
     pub segment_bytes: u64,
     /// What recovery does with damage (named after RocksDB's modes).
     #[arg(long, env, default_value_t = walab_wal::Config::default().recovery_mode)]

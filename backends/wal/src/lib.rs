@@ -30,15 +30,15 @@
 //! - [`segment`]: segment files: naming, header, listing.
 //! - [`reader`]: reading a segment back and classifying how it ends.
 //! - [`snapshot`]: snapshot files: atomic write, verified load.
-//! - [`recovery`]: open a directory: snapshot + replay + torn-tail repair.
+//! - `recovery`: open a directory: snapshot + replay + torn-tail repair.
 //! - `shared`: the state, the log and the counters the engine's threads share, and `apply`:
 //!   the bottom layer every other module imports from (never the other way round).
 //! - `poison`: the one flag that says writes are refused, and why.
-//! - [`commit`]: the log writer thread, group commit, and the interval sync.
-//! - [`checkpoint`]: snapshot the state and drop redundant segments while writers go on.
-//! - [`engine`]: [`Engine`], the facade: open, submit, read, checkpoint, stats.
+//! - `commit`: the log writer thread, group commit, and the interval sync.
+//! - `checkpoint`: snapshot the state and drop redundant segments while writers go on.
+//! - `engine`: [`Engine`], the facade: open, submit, read, checkpoint, stats.
 //! - [`fs`]: the storage seam: the real file system and a simulated one for crash tests.
-//! - [`observer`]: hooks for metrics and traces.
+//! - `observer`: hooks for metrics and traces.
 //! - [`inspect`]: a read-only report on a data directory, checksums verified.
 //!
 //! The on-disk format is specified in `DESIGN.md` beside this crate.
@@ -46,26 +46,26 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod backoff;
-pub mod checkpoint;
-pub mod commit;
+mod checkpoint;
+mod commit;
 pub mod config;
-pub mod engine;
-pub mod error;
+mod engine;
+mod error;
 pub mod fs;
 pub mod inspect;
 mod log;
-pub mod observer;
+mod observer;
 mod poison;
 pub mod reader;
 pub mod record;
-pub mod recovery;
-pub mod report;
+mod recovery;
+mod report;
 pub mod segment;
 mod shared;
 pub mod snapshot;
 
 pub use commit::Done;
-pub use config::{Config, RecoveryMode, SyncPolicy};
+pub use config::{Config, MIN_SEGMENT_BYTES, RecoveryMode, SyncPolicy};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use observer::Observer;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use walab_wal::engine::State;
+use walab_wal::State;
 use walab_wal::fs::{Fs, SimFs};
 use walab_wal::reader;
 use walab_wal::{Config, Engine, segment, snapshot};
