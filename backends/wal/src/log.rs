@@ -108,6 +108,9 @@ fn discard_segment(fs: &dyn Fs, dir: &Path, path: &Path) -> Result<()> {
 /// Reserve `file`'s disk room up to `len` bytes; returns the length reserved (0 where the
 /// file system cannot reserve, which is no error: the log then works as it would without).
 pub(crate) fn reserve_room(file: &mut dyn FsFile, path: &Path, len: u64) -> Result<u64> {
+    if len == 0 {
+        return Ok(0);
+    }
     match file.reserve(len) {
         Ok(()) => Ok(len),
         Err(e) if e.kind() == std::io::ErrorKind::Unsupported => Ok(0),
@@ -115,20 +118,34 @@ pub(crate) fn reserve_room(file: &mut dyn FsFile, path: &Path, len: u64) -> Resu
     }
 }
 
-/// Create a new, empty segment starting at `first_sequence` with `room` bytes of disk
-/// reserved, durably: the header is synced and so is the directory entry, so the file
-/// exists after a power loss. No room on the disk fails the creation.
+/// The disk room a new segment reserves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Room {
+    /// This much, or the segment is not created: a roll-over from a segment that has
+    /// reserved room never trades it for one without.
+    Required(u64),
+    /// This much if the disk has it, none otherwise: a first segment, or a roll-over from a
+    /// segment that had none either (a store started on a nearly full disk).
+    IfAvailable(u64),
+}
+
+/// Create a new, empty segment starting at `first_sequence` with its `room` reserved,
+/// durably: the header is synced and so is the directory entry, so the file exists after
+/// a power loss.
 pub(crate) fn create_segment(
     fs: &dyn Fs,
     dir: &Path,
     first_sequence: u64,
-    room: u64,
+    room: Room,
 ) -> Result<Active> {
     let path = dir.join(segment::file_name(first_sequence));
     let mut file = fs.create(&path).map_err(Error::io("create", &path))?;
     file.append(&segment::header(first_sequence))
         .map_err(Error::io("write", &path))?;
-    let reserved = reserve_room(file.as_mut(), &path, room)?;
+    let reserved = match room {
+        Room::Required(len) => reserve_room(file.as_mut(), &path, len)?,
+        Room::IfAvailable(len) => reserve_room(file.as_mut(), &path, len).unwrap_or(0),
+    };
     file.sync_data().map_err(Error::io("fdatasync", &path))?;
     // The new name must survive a power loss, or records synced into it could vanish.
     fs.sync_dir(dir)
@@ -201,12 +218,12 @@ impl Log {
         if self.active.synced_len < self.active.len {
             self.sync()?;
         }
-        let next = match create_segment(
-            self.fs.as_ref(),
-            &self.dir,
-            first_sequence,
-            self.segment_bytes,
-        ) {
+        let room = if self.active.reserved > 0 {
+            Room::Required(self.segment_bytes)
+        } else {
+            Room::IfAvailable(self.segment_bytes)
+        };
+        let next = match create_segment(self.fs.as_ref(), &self.dir, first_sequence, room) {
             Ok(next) => next,
             Err(e) => {
                 let path = self.dir.join(segment::file_name(first_sequence));
@@ -335,7 +352,7 @@ mod tests {
 
     fn log(fs: &SimFs) -> Log {
         let dir = PathBuf::from("/d");
-        let active = create_segment(fs, &dir, 1, 1 << 20).expect("segment");
+        let active = create_segment(fs, &dir, 1, Room::Required(1 << 20)).expect("segment");
         Log {
             dir,
             fs: Arc::new(fs.clone()),

@@ -9,7 +9,7 @@ use crate::backoff::Backoff;
 use crate::config::{Config, RecoveryMode};
 use crate::error::{Error, Result};
 use crate::fs::Fs;
-use crate::log::{Active, Log, LogCounters, Sealed, create_segment, reserve_room};
+use crate::log::{Active, Log, LogCounters, Room, Sealed, create_segment, reserve_room};
 use crate::reader::{self, End};
 use crate::record::RecordRef;
 use crate::report::{RecoveryReport, SnapshotInfo};
@@ -296,7 +296,14 @@ fn open_log(
                 reserved,
             }
         }
-        None => create_segment(fs.as_ref(), dir, last_seq + 1, config.segment_bytes)?,
+        // A first segment on a disk with less room than `segment_bytes` still opens: the
+        // store starts without reserved room (the stats say 0), as a reopened one does.
+        None => create_segment(
+            fs.as_ref(),
+            dir,
+            last_seq + 1,
+            Room::IfAvailable(config.segment_bytes),
+        )?,
     };
     let snap_seq = report.snapshot.as_ref().map_or(0, |s| s.sequence);
     let mut log = Log {
