@@ -71,7 +71,7 @@ mounted=""
 ours() {
   [ -n "$1" ] && [ -e "/proc/$1" ] || return 1
   [ "$(readlink "/proc/$1/exe" 2> /dev/null)" = "$walab" ] ||
-    { tr '\0' '\n' < "/proc/$1/cmdline"; } 2> /dev/null | grep -qxF -- "$walab"
+    { tr '\0' '\n' < "/proc/$1/cmdline"; } 2> /dev/null | grep -xF -- "$walab" > /dev/null
 }
 
 cleanup() {

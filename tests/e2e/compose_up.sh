@@ -176,7 +176,7 @@ fi
 docker --version
 dockerd --version
 docker compose version
-docker compose version --short | grep -q '^v\?2\.' || die "docker compose is not Compose v2"
+docker compose version --short | grep '^v\?2\.' > /dev/null || die "docker compose is not Compose v2"
 
 # ---------------------------------------------------------------------------------------
 step "engine: a running dockerd, or one started here"

