@@ -106,6 +106,8 @@ export async function run(name, opened, screenshot, body) {
   } finally {
     await context.close();
   }
+  // A failed body may leave its own loops running (a writer, a sampler): the verdict is in.
+  process.exit(process.exitCode ?? 0);
 }
 
 // Wait until `predicate(arg)` holds in the page; on timeout fail with `what` and what

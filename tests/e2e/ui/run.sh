@@ -168,13 +168,17 @@ stop_lab() {
   say "   ok: the lab stopped cleanly (exit 0) with the page open"
 }
 
-# browse SCRIPT PROFILE [VAR=value...]: one script, in a fresh Chromium profile.
+# browse SCRIPT PROFILE [VAR=value...]: one script, in a fresh Chromium profile, given
+# BROWSE_PATIENCE_S at most (a script that hangs fails the section instead of the CI run).
+BROWSE_PATIENCE_S=600
 browse() {
-  local script=$1 profile=$2
+  local script=$1 profile=$2 rc=0
   shift 2
   mkdir -p "$tmp/$profile"
   env UI_URL="http://127.0.0.1:$ui/" PROFILE_DIR="$tmp/$profile" CHROMIUM="$chromium" "$@" \
-    node "$here/$script"
+    timeout -k 10 "$BROWSE_PATIENCE_S" node "$here/$script" || rc=$?
+  [ "$rc" != 124 ] || die "$script did not finish within $BROWSE_PATIENCE_S s"
+  [ "$rc" = 0 ] || exit "$rc"
 }
 
 # ---------------------------------------------------------------------------------------

@@ -115,6 +115,10 @@ impl ClusterSpec {
             // Ignored once the member has data: a restarted member rejoins from its WAL.
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "walab-lab"])
+            // A member the lab restarts asks before it campaigns (etcd 3.4's default is off):
+            // without it, its first election timeout bumps the term and unseats the leader the
+            // others just elected, a second election the lesson does not speak of.
+            .arg("--pre-vote")
             .args(["--logger", "zap", "--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
