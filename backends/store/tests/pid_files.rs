@@ -16,6 +16,18 @@ fn alive(pid: u32) -> bool {
     })
 }
 
+/// Wait (up to 5 s) until `pid`'s command line can be read: between the start of an exec
+/// and the new program's arguments, /proc shows an empty one.
+fn wait_for_command_line(pid: u32) {
+    for _ in 0..500 {
+        if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("pid {pid} shows no command line after 5 s");
+}
+
 /// A copy of `sh` called `etcd-imposter`, that sleeps with an etcd member's flags on its
 /// command line.
 /// Copying an executable while another test thread forks can leave the copy busy or its
@@ -74,6 +86,8 @@ fn a_process_of_ours_with_another_members_flags_is_not_killed_either() {
         .arg(dir.join("etcd-2"))
         .spawn()
         .unwrap();
+    // `spawn` returns once the exec has begun; the new command line shows a moment later.
+    wait_for_command_line(child.id());
     write_pid_file(dir, "etcd-1", child.id()).unwrap();
     let err = kill_member(dir, "etcd-1").unwrap_err();
     assert!(err.contains("--name etcd-1"), "{err}");
