@@ -1,9 +1,8 @@
 //! Real servers for the programs that measure them: `walab serve` started as a child on a
 //! free loopback port with its own data directory and settings, waited for, asked for its
-//! stats and killed; and the blocking client that talks to it. `walab torture` and
-//! `walab experiment` both drive servers through this, so they start them the same way.
+//! stats and killed. `walab torture` and `walab experiment` both drive servers through this,
+//! so they start them the same way.
 
-pub mod client;
 pub mod load;
 
 use std::net::{SocketAddr, TcpListener};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use walab_store::BackendKind;
 
-use self::client::Client;
+use crate::client::{Blocking, Client};
 
 /// A `walab serve` child.
 #[derive(Debug)]
@@ -68,7 +67,7 @@ impl Server {
     /// stays unhealthy is killed and the error says which.
     pub fn wait_healthy(&mut self, limit: Duration) -> Result<Duration, String> {
         let started = Instant::now();
-        let mut client = Client::new(self.addr);
+        let client = Blocking::from(Client::addr(self.addr).limit(Duration::from_secs(2)));
         while started.elapsed() < limit {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("the server exited during start-up ({status})"));
@@ -86,9 +85,9 @@ impl Server {
 
     /// `GET /admin/stats`, or `Null` when it gives no answer.
     pub fn stats(&self) -> serde_json::Value {
-        Client::new(self.addr)
+        Blocking::new(self.addr)
             .request("GET", "/admin/stats", None)
-            .map(|r| r.json)
+            .map(|r| r.json())
             .unwrap_or(serde_json::Value::Null)
     }
 

@@ -10,7 +10,7 @@
 //! (SIGKILL on parent death, see [`crate::sys::die_with_parent`]).
 //!
 //! - [`child`]: supervising one child: spawn, wait, restart, back off, stop.
-//! - [`probe`]: the tiny HTTP client that asks `/health` and carries the page's requests.
+//! - [`probe`]: asking a child's `/health`, on its private socket when it has one.
 //! - [`ui`]: the page and the proxy from `/api/{backend}/...` to the children.
 
 pub mod child;

@@ -9,10 +9,12 @@
 //!   model.
 //! - [`inspect`]: `walab inspect`, an offline look at a WAL directory.
 //!
-//! Beside them, what more than one of them uses: [`harness`] (real servers on free ports and
-//! a load against them, for torture and the experiments), [`shutdown`] (Ctrl-C / SIGTERM) and
+//! Beside them, what more than one of them uses: [`client`] (the one HTTP client, every
+//! request bounded in time and size), [`harness`] (real servers on free ports and a load
+//! against them, for torture and the experiments), [`shutdown`] (Ctrl-C / SIGTERM) and
 //! [`sys`] (the few libc calls: kill, parent-death signal, each justified).
 
+pub mod client;
 pub mod experiment;
 pub mod harness;
 pub mod inspect;

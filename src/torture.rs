@@ -31,7 +31,7 @@ use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
 use walab_store::parse::choices;
 use walab_store::{BackendKind, CrashMode};
 
-use crate::harness::client::Client;
+use crate::client::Blocking;
 use crate::harness::{Server, TempDir};
 
 /// How the server is crashed.
@@ -230,11 +230,11 @@ fn start_server(
 }
 
 fn read_all(addr: SocketAddr) -> Result<BTreeMap<String, String>, String> {
-    let r = Client::new(addr)
+    let r = Blocking::new(addr)
         .request("GET", "/kv", None)
         .map_err(|e| format!("GET /kv: {e}"))?;
-    let data = r
-        .json
+    let json = r.json();
+    let data = json
         .get("data")
         .and_then(|d| d.as_object())
         .ok_or_else(|| format!("GET /kv answered {} without data", r.status))?;
@@ -268,7 +268,7 @@ fn writer(
     stop: &AtomicBool,
 ) -> WriterReport {
     let mut rng = Rng(seed);
-    let mut client = Client::new(addr);
+    let client = Blocking::new(addr);
     let mut report = WriterReport::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -315,7 +315,7 @@ fn writer(
         let reply = client.request(method, &path, body.as_deref());
         let replied = clock.fetch_add(1, Ordering::SeqCst);
         let (outcome, sequence) = match &reply {
-            Ok(r) if r.status == 200 => (Outcome::Acked, r.json["sequence"].as_u64()),
+            Ok(r) if r.status == 200 => (Outcome::Acked, r.json()["sequence"].as_u64()),
             // The key was absent: no write happened, nothing to model.
             Ok(r) if r.status == 404 && method == "DELETE" => continue,
             Ok(_) => (Outcome::Failed, None),
@@ -497,8 +497,11 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
                 let _ = server.child.wait();
             }
             (CrashKind::PowerLoss, _) => {
-                let r =
-                    Client::new(server.addr).request("POST", "/admin/crash?mode=power-loss", None);
+                let r = Blocking::new(server.addr).request(
+                    "POST",
+                    "/admin/crash?mode=power-loss",
+                    None,
+                );
                 if !matches!(&r, Ok(r) if r.status == 200) {
                     let _ = server.child.kill();
                     return Err(format!("crash?mode=power-loss failed: {r:?}"));
@@ -581,7 +584,7 @@ fn crash_members(
     }
     let killed = Instant::now();
     cluster.restart_dead()?;
-    let mut client = Client::new(addr);
+    let client = Blocking::new(addr);
     let mut n = 0u64;
     loop {
         n += 1;
@@ -591,7 +594,7 @@ fn crash_members(
         let reply = client.request("POST", "/kv", Some(&body));
         let replied = clock.fetch_add(1, Ordering::SeqCst);
         let (outcome, sequence) = match &reply {
-            Ok(r) if r.status == 200 => (Outcome::Acked, r.json["sequence"].as_u64()),
+            Ok(r) if r.status == 200 => (Outcome::Acked, r.json()["sequence"].as_u64()),
             Ok(_) => (Outcome::Failed, None),
             Err(_) => (Outcome::InFlight, None),
         };

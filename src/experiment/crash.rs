@@ -13,8 +13,8 @@ use walab_store::{BackendKind, CrashMode};
 
 use super::plot::{Chart, Series, SeriesLabelPosition};
 use super::{Ctx, REPEATS, Report, median, spread};
+use crate::client::Blocking;
 use crate::harness::Server;
-use crate::harness::client::Client;
 use crate::harness::load::{self, LoadSpec};
 
 /// One crash under load, and what came back.
@@ -66,7 +66,7 @@ pub fn under_load(
     std::thread::sleep(load);
     let crash_at = began.elapsed();
     let answer =
-        Client::new(server.addr).request("POST", &format!("/admin/crash?mode={mode}"), None);
+        Blocking::new(server.addr).request("POST", &format!("/admin/crash?mode={mode}"), None);
     if !matches!(&answer, Ok(r) if r.status == 200) {
         stop.store(true, Ordering::Relaxed);
         return Err(format!("POST /admin/crash?mode={mode} answered {answer:?}"));
@@ -78,10 +78,11 @@ pub fn under_load(
         .map_err(|_| "a writer panicked".to_string())?;
     let mut again = start()?;
     let restart = again.wait_healthy(Duration::from_secs(120))?;
-    let listing = Client::new(again.addr)
+    let listing = Blocking::new(again.addr)
         .request("GET", "/kv", None)
-        .map_err(|e| format!("GET /kv after the restart: {e}"))?;
-    let present: HashSet<&str> = listing.json["data"]
+        .map_err(|e| format!("GET /kv after the restart: {e}"))?
+        .json();
+    let present: HashSet<&str> = listing["data"]
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();

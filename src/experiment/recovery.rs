@@ -10,8 +10,8 @@ use walab_store::BackendKind;
 
 use super::plot::{Chart, Series, SeriesLabelPosition};
 use super::{Ctx, REPEATS, Report, median, spread};
+use crate::client::Blocking;
 use crate::harness::Server;
-use crate::harness::client::Client;
 use crate::harness::load::{self, LoadSpec};
 
 /// Restart the server in `dir` `REPEATS` times: (restart to healthy ms, recovery ms, replayed).
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
         let from_log = restarts(ctx, &dir, &env)?;
         let mut s = Server::start(wal, &dir, &env, &ctx.log).map_err(|e| e.to_string())?;
         s.wait_healthy(Duration::from_secs(300))?;
-        Client::new(s.addr)
+        Blocking::new(s.addr)
             .request("POST", "/admin/checkpoint", None)
             .map_err(|e| format!("POST /admin/checkpoint: {e}"))?;
         s.kill();

@@ -12,8 +12,8 @@ use walab_store::etcd::cluster::{self, ClusterSpec, LocalCluster};
 
 use super::plot::{Chart, Series, SeriesLabelPosition};
 use super::{Ctx, REPEATS, Report, median, spread};
+use crate::client::Blocking;
 use crate::harness::Server;
-use crate::harness::client::Client;
 use crate::harness::load::{self, LoadSpec};
 
 fn cluster(ctx: &Ctx, etcd: &std::path::Path, members: usize) -> Result<LocalCluster, String> {
@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
         )
         .map_err(|e| e.to_string())?;
         s.wait_healthy(Duration::from_secs(60))?;
-        let mut client = Client::new(s.addr);
+        let client = Blocking::new(s.addr);
         let killed = Instant::now();
         let r = client
             .request("POST", "/admin/crash?mode=leader", None)
@@ -124,7 +124,8 @@ pub fn run(ctx: &Ctx) -> Result<Option<Report>, String> {
         if r.status != 200 {
             return Err(format!(
                 "crash?mode=leader answered {}: {}",
-                r.status, r.json
+                r.status,
+                r.text()
             ));
         }
         let mut i = 0;

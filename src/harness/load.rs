@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::client::Client;
+use crate::client::Blocking;
 
 /// What to send.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ fn writer(
     value: &str,
     started: Instant,
 ) -> LoadResult {
-    let mut client = Client::new(addr);
+    let client = Blocking::new(addr);
     let mut out = LoadResult::default();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < spec.duration {

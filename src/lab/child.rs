@@ -37,8 +37,6 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const MEMBER_STOP_GRACE: Duration = Duration::from_secs(1);
 /// How often a running child's `/health` is asked.
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
-/// How long one `/health` may take before it counts as bad.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bad `/health` answers in a row after which a child is restarted.
 pub const UNHEALTHY_PROBES: u32 = 3;
 /// How long a child that was healthy may give no answer at all before it is restarted
@@ -316,25 +314,7 @@ enum Health {
 }
 
 async fn health(spec: &Spec) -> Health {
-    let request = probe::Request {
-        method: "GET",
-        target: "/health",
-        headers: &[],
-        body: b"",
-    };
-    let answer = match &spec.health_socket {
-        Some(socket) => probe::send_unix(socket, request, HEALTH_TIMEOUT, 64 * 1024).await,
-        None => {
-            probe::send(
-                &spec.probe_host,
-                spec.port,
-                request,
-                HEALTH_TIMEOUT,
-                64 * 1024,
-            )
-            .await
-        }
-    };
+    let answer = probe::health(spec.health_socket.as_deref(), &spec.probe_host, spec.port).await;
     match answer {
         Ok(answer) if answer.status == 200 => Health::Ok,
         Ok(answer) => {

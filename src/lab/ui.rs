@@ -35,7 +35,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use walab_store::BackendKind;
 
-use crate::lab::probe::{self, ClientError};
+use crate::client::{Client, ClientError};
 use crate::server::config::Limits;
 use crate::server::cross_site::CrossSiteGuard;
 use crate::server::error::ApiError;
@@ -304,20 +304,13 @@ async fn proxy(
             Some((name.as_str(), value))
         })
         .collect();
-    let request = probe::Request {
-        method: method.as_str(),
-        target: &target_line,
-        headers: &forwarded,
-        body: &body,
-    };
-    match probe::send(
-        &target.host,
-        target.port,
-        request,
-        PROXY_TIMEOUT,
-        MAX_ANSWER_BYTES,
-    )
-    .await
+    let client = Client::tcp(&target.host, target.port)
+        .one_connection_per_request()
+        .limit(PROXY_TIMEOUT)
+        .max_bytes(MAX_ANSWER_BYTES);
+    match client
+        .send(method.as_str(), &target_line, &forwarded, body.to_vec())
+        .await
     {
         Ok(answer) => {
             let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);

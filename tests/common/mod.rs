@@ -1,4 +1,4 @@
-//! Helpers for the process-level tests: a blocking HTTP/1.1 client, free ports, and a guard
+//! Helpers for the process-level tests: requests over the lab's client, free ports, and a guard
 //! that runs the `walab` binary and stops it (and, through it, its children) on drop.
 
 // Each test file uses a different subset of these helpers.
@@ -6,14 +6,15 @@
 
 pub mod oneshot;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use walab::client::{Answer, Blocking, Client, ClientError};
 
 /// One HTTP answer.
 #[derive(Debug)]
@@ -33,52 +34,29 @@ impl Reply {
     }
 }
 
-/// Send one request to 127.0.0.1:`port` and read the whole answer (`Connection: close`).
+impl From<Answer> for Reply {
+    fn from(answer: Answer) -> Reply {
+        Reply {
+            status: answer.status,
+            json: answer.json(),
+            text: answer.text(),
+            headers: answer.headers,
+        }
+    }
+}
+
+/// Send one request to 127.0.0.1:`port` on a connection of its own and read the whole
+/// answer, with the lab's own client ([`walab::client`]).
 pub fn http(
     port: u16,
     method: &str,
     path: &str,
     body: Option<&str>,
     headers: &[(&str, &str)],
-) -> std::io::Result<Reply> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    let body = body.unwrap_or("");
-    if !body.is_empty() || method == "POST" {
-        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes())?;
-
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, text) = raw
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("no header end in {raw:?}")))?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {raw:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let json = serde_json::from_str(text).unwrap_or(Value::Null);
-    Ok(Reply {
-        status,
-        headers,
-        text: text.to_owned(),
-        json,
-    })
+) -> Result<Reply, ClientError> {
+    let client = Blocking::from(Client::tcp("127.0.0.1", port).one_connection_per_request());
+    let body = body.unwrap_or("").as_bytes().to_vec();
+    client.send(method, path, headers, body).map(Reply::from)
 }
 
 /// GET, panicking with context on a connection failure.
