@@ -427,28 +427,19 @@ mod tests {
 
     #[tokio::test]
     async fn answers_over_the_cap_are_refused_with_or_without_a_length() {
-        let (port, _served) = one_shot(
+        let answers: [&'static [u8]; 2] = [
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789",
-            false,
-        )
-        .await;
-        let err = Client::tcp("127.0.0.1", port)
-            .max_bytes(5)
-            .get("/")
-            .await
-            .expect_err("too large");
-        assert!(matches!(err, ClientError::TooLarge(5)), "{err:?}");
-        let (port, _served) = one_shot(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n",
-            false,
-        )
-        .await;
-        let err = Client::tcp("127.0.0.1", port)
-            .max_bytes(5)
-            .get("/")
-            .await
-            .expect_err("too large");
-        assert!(matches!(err, ClientError::TooLarge(5)), "{err:?}");
+        ];
+        for answer in answers {
+            let (port, _served) = one_shot(answer, false).await;
+            let err = Client::tcp("127.0.0.1", port)
+                .max_bytes(5)
+                .get("/")
+                .await
+                .expect_err("too large");
+            assert!(matches!(err, ClientError::TooLarge(5)), "{err:?}");
+        }
     }
 
     #[tokio::test]

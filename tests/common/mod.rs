@@ -16,21 +16,18 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use walab::client::{Answer, Blocking, Client, ClientError};
 
-/// One HTTP answer.
+/// One HTTP answer, its body read as text and as JSON (`Null` when it is not JSON).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
     pub text: String,
     pub json: Value,
+    answer: Answer,
 }
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.answer.header(name)
     }
 }
 
@@ -40,7 +37,7 @@ impl From<Answer> for Reply {
             status: answer.status,
             json: answer.json(),
             text: answer.text(),
-            headers: answer.headers,
+            answer,
         }
     }
 }
