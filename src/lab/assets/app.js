@@ -10,13 +10,11 @@
 // interpolation inside the bucket that holds the quantile.
 'use strict';
 
-// What the page knows of each backend when /lab.json does not say it itself (a lab from
-// before its entries carried "title" and "supports"), and the few words that are one
-// backend's own story. Everything else is asked of `supports` or read from /admin/stats.
+// The few words that are one backend's own story: how the durability demo explains what
+// came back, and a store's own names and hints. Its title and what it supports come from
+// /lab.json (the catalog); everything else is read from /admin/stats.
 const KNOWN = {
   wal: {
-    title: 'Our write-ahead log, with snapshots',
-    supports: { log: true, checkpoint: true, power_loss: true, crash_modes: ['process', 'power-loss'] },
     storeName: 'WAL',
     explain: explainWal,
     logHint: "The WAL store's log records since its last checkpoint, read back from the files on disk "
@@ -24,22 +22,16 @@ const KNOWN = {
       + 'log it covers, so the table empties.',
   },
   memory: {
-    title: 'A map in memory, no log',
-    supports: { log: false, checkpoint: false, power_loss: false, crash_modes: ['process'] },
     note: 'No checkpoint or flush: nothing of it is on disk.',
     explain: explainMemory,
     recovery: (st) => `Nothing to recover: it starts empty after every restart (it came back with ${plural(st.item_count, 'key')}).`,
   },
   sled: {
-    title: 'sled 0.34, an embedded database, for reference',
-    supports: { log: false, checkpoint: true, power_loss: false, crash_modes: ['process'] },
     checkpointLabel: 'Flush',
     checkpointDone: "flushed to disk (sled's checkpoint is a flush).",
     explain: explainSled,
   },
   etcd: {
-    title: 'etcd, a replicated log: three members, Raft over a WAL each',
-    supports: { log: true, checkpoint: true, power_loss: false, crash_modes: ['process', 'leader', 'all-members'] },
     explain: explainEtcd,
     logHint: "etcd's own history of the lab's keys (GET /admin/wal), newest first: the revisions it has not "
       + 'compacted away (a checkpoint compacts it). Sequence is the revision; etcd records no time.',
@@ -75,13 +67,14 @@ const stores = {};
 let logBackend = null;
 let busy = false;
 
-// One /lab.json entry, with what the page knows filled in where the entry is silent. A
-// power loss is one of the crash modes, or says so itself (`power_loss`).
+// One /lab.json entry (the catalog's title and what the store supports), with the page's own
+// words for the stores it knows. A power loss is one of the crash modes, or says so itself
+// (`power_loss`).
 function describe(entry) {
   const b = entry.backend;
   const known = KNOWN[b] || {};
   const given = entry.supports || {};
-  const supports = { ...NOTHING_SUPPORTED, ...(known.supports || {}), ...given };
+  const supports = { ...NOTHING_SUPPORTED, ...given };
   const modes = Array.isArray(supports.crash_modes) && supports.crash_modes.length ? supports.crash_modes : ['process'];
   supports.crash_modes = modes;
   if (given.power_loss === undefined && Array.isArray(given.crash_modes)) {
@@ -92,7 +85,7 @@ function describe(entry) {
     backend: b,
     port: entry.port === undefined ? null : entry.port,
     url: entry.url || null,
-    title: entry.title || known.title || `The ${b} store`,
+    title: entry.title || `The ${b} store`,
     supports,
   };
 }
