@@ -1168,6 +1168,11 @@ def report(res, md_path, svg_name):
             verdict = "**met**" if t["met"] else f"**MISSED**, {t['missed_by']}"
             L.append(f"- {t['target']}: {t['measured']}: {verdict}")
     L.append("")
+    if any(t["met"] is False for t in res["targets"]):
+        L.append("Where a durable write's extra CPU and context switches go, thread by thread "
+                 "(`bench/threads.sh`) and in a profile (`perf record -g -p PID` under the same load), "
+                 "and why each missed target misses: docs/numbers.md, \"What a durable write costs the "
+                 "server\".\n")
     if res.get("anchor_versions"):
         L.append("Anchors: " + "; ".join(res["anchor_versions"]) + ". etcd (one member, default settings: every put "
                  "fsynced by its raft log) is loaded through its JSON gateway, POST /v3/kv/put with base64 keys and "
