@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The largest answer read unless the caller says otherwise.
@@ -80,7 +81,9 @@ impl ClientError {
 /// An async client for one server: `http://host:port`, or a Unix socket.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: reqwest::Client,
+    /// Made on the first request, with `keep_alive` as it is then.
+    inner: OnceLock<reqwest::Client>,
+    keep_alive: bool,
     server: Server,
     limit: Duration,
     max_bytes: usize,
@@ -111,12 +114,14 @@ impl Server {
     }
 
     /// Without a proxy from the environment (the lab talks only to its own servers), HTTP/1
-    /// only, without reqwest's overall timeout (each request has its own limit), and with
-    /// idle connections kept for the next request or not.
+    /// only, never following a redirect (an answer is passed on or counted as it is, and a
+    /// write is never sent twice), without reqwest's overall timeout (each request has its
+    /// own limit), and with idle connections kept for the next request or not.
     fn connect(&self, keep_alive: bool) -> reqwest::Client {
         let builder = reqwest::Client::builder()
             .no_proxy()
             .http1_only()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true);
         let builder = if keep_alive {
             builder
@@ -161,7 +166,8 @@ impl Client {
 
     fn with(server: Server) -> Client {
         Client {
-            inner: server.connect(true),
+            inner: OnceLock::new(),
+            keep_alive: true,
             server,
             limit: DEFAULT_LIMIT,
             max_bytes: DEFAULT_MAX_BYTES,
@@ -171,8 +177,14 @@ impl Client {
     /// One connection per request: nothing is kept open between them (a server's health
     /// socket admits only a few connections, and a lab's child may be gone by the next one).
     pub fn one_connection_per_request(mut self) -> Client {
-        self.inner = self.server.connect(false);
+        self.keep_alive = false;
+        self.inner = OnceLock::new();
         self
+    }
+
+    fn inner(&self) -> &reqwest::Client {
+        self.inner
+            .get_or_init(|| self.server.connect(self.keep_alive))
     }
 
     /// Each request must be answered, body and all, within `limit`.
@@ -188,7 +200,10 @@ impl Client {
     }
 
     /// Send `method target` (`target`: the path and query, as sent on the request line) with
-    /// `headers` and `body`, and read the whole answer.
+    /// `headers` and `body`, and read the whole answer. A target that a URL parser would
+    /// change on the way (a `.` or `..` segment, plain or percent-encoded, is resolved; a
+    /// backslash becomes `/`; a few characters are percent-encoded) is refused as
+    /// [`ClientError::Invalid`] rather than sent as something else.
     pub async fn send(
         &self,
         method: &str,
@@ -199,7 +214,7 @@ impl Client {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| ClientError::Invalid(format!("{method:?} is not an HTTP method")))?;
         let mut request = self
-            .inner
+            .inner()
             .request(method.clone(), format!("{}{target}", self.server.base()));
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -214,8 +229,18 @@ impl Client {
         let request = request
             .build()
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let url = request.url();
+        let sent = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        if sent != target {
+            return Err(ClientError::Invalid(format!(
+                "{target:?} would reach the server as {sent:?} (a '.' or '..' segment, plain or percent-encoded, a backslash or an unencoded character in it); send the path percent-encoded, without dot segments"
+            )));
+        }
         let exchange = async {
-            let answer = self.inner.execute(request).await.map_err(|e| {
+            let answer = self.inner().execute(request).await.map_err(|e| {
                 if e.is_connect() {
                     ClientError::Connect(self.server.place(), e)
                 } else {
@@ -378,6 +403,17 @@ mod tests {
         assert!(head.contains("x-test: yes\r\n"), "{head}");
         // A POST without a body still says how long it is, as curl does.
         assert!(head.contains("content-length: 0\r\n"), "{head}");
+    }
+
+    #[tokio::test]
+    async fn a_target_a_url_parser_would_change_is_refused() {
+        // Nothing listens: a refusal must come before any connection is tried.
+        let client = Client::tcp("127.0.0.1", 9);
+        for target in ["/kv/%2E%2E", "/kv/./a", "/kv/a\\b", "/kv/a#b"] {
+            let err = client.get(target).await.expect_err(target);
+            assert!(matches!(err, ClientError::Invalid(_)), "{target}: {err:?}");
+            assert!(err.not_sent());
+        }
     }
 
     #[tokio::test]

@@ -314,7 +314,13 @@ enum Health {
 }
 
 async fn health(spec: &Spec) -> Health {
-    let answer = probe::health(spec.health_socket.as_deref(), &spec.probe_host, spec.port).await;
+    let answer = probe::health(
+        spec.health_socket.as_deref(),
+        &spec.probe_host,
+        spec.port,
+        probe::HEALTH_TIMEOUT,
+    )
+    .await;
     match answer {
         Ok(answer) if answer.status == 200 => Health::Ok,
         Ok(answer) => {

@@ -1,29 +1,37 @@
 //! Asking a child whether it is up: its `/health`, on its private health socket when it has
 //! one (a full request queue on its public port does not hide it), else on its port. Each
 //! question is one short-lived connection over [`crate::client`], bounded in time and size,
-//! so a child that hangs or is gone costs the lab at most [`HEALTH_TIMEOUT`].
+//! so a child that hangs or is gone costs the lab at most the time it allows.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::client::{Answer, Client, ClientError};
 
-/// How long one `/health` may take before it counts as bad.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one `/health` of a running child may take before it counts as bad.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one `/health` may take while waiting for a starting child: it is asked again.
+const STARTING_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// The largest `/health` answer read (a few hundred bytes in practice).
 const HEALTH_MAX_BYTES: usize = 64 * 1024;
 /// How often an unhealthy server is asked again.
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
-/// `GET /health` on the Unix socket at `socket` if there is one, else on `host:port`.
-pub async fn health(socket: Option<&Path>, host: &str, port: u16) -> Result<Answer, ClientError> {
+/// `GET /health` on the Unix socket at `socket` if there is one, else on `host:port`,
+/// answered within `limit`.
+pub async fn health(
+    socket: Option<&Path>,
+    host: &str,
+    port: u16,
+    limit: Duration,
+) -> Result<Answer, ClientError> {
     let client = match socket {
         Some(socket) => Client::unix(socket),
         None => Client::tcp(host, port),
     };
     client
         .one_connection_per_request()
-        .limit(HEALTH_TIMEOUT)
+        .limit(limit)
         .max_bytes(HEALTH_MAX_BYTES)
         .get("/health")
         .await
@@ -34,7 +42,8 @@ pub async fn health(socket: Option<&Path>, host: &str, port: u16) -> Result<Answ
 pub async fn wait_healthy(host: &str, port: u16, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if matches!(health(None, host, port).await, Ok(a) if a.status == 200) {
+        if matches!(health(None, host, port, STARTING_HEALTH_TIMEOUT).await, Ok(a) if a.status == 200)
+        {
             return Some(started.elapsed());
         }
         tokio::time::sleep(POLL_EVERY).await;

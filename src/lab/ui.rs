@@ -11,7 +11,8 @@
 //!   public endpoint of that child, with the child's status, `Content-Type` and body passed
 //!   back. The page reaches the servers only this way, so it has one origin (no CORS) and
 //!   can show nothing the public API cannot. A child that is down (restarting after a
-//!   crash) is a 502 `backend_down`, one that does not answer in time a 504.
+//!   crash) is a 502 `backend_down`, one that does not answer in time a 504; a path the
+//!   client could not pass on unchanged (a `.` or `..` segment) a 400 `bad_path`.
 //!
 //! The proxy forwards `Content-Type`, `Accept` and `Authorization`, so with `ADMIN_TOKEN`
 //! set the admin calls answer 401 unless the browser sends the token itself.
@@ -290,7 +291,8 @@ async fn proxy(
             &format!("the lab's page passes on GET, POST and DELETE, not {method}"),
         );
     }
-    // The raw path, still percent-encoded, so `/kv/a%2Fb` reaches the child as sent.
+    // The raw path, still percent-encoded, so `/kv/a%2Fb` reaches the child as sent (the
+    // client refuses one it would change on the way).
     let prefix = format!("/api/{backend}");
     let path = uri.path().strip_prefix(&prefix).unwrap_or("/");
     let target_line = match uri.query() {
@@ -339,6 +341,13 @@ async fn proxy(
                     StatusCode::GATEWAY_TIMEOUT,
                     "backend_timeout",
                     &format!("{label} gave {e}"),
+                ),
+                ClientError::Invalid(_) => error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    &format!(
+                        "the page cannot pass this on to {label} unchanged: {e}; ask the server itself at its own port"
+                    ),
                 ),
                 _ => error(
                     StatusCode::BAD_GATEWAY,
@@ -526,6 +535,24 @@ mod tests {
         let body = json_of(&text);
         assert_eq!(body["body"], r#"{"key":"k"}"#);
         assert_eq!(body["ct"], "application/json");
+    }
+
+    #[tokio::test]
+    async fn a_path_that_would_change_on_the_way_is_refused_not_rewritten() {
+        let child = fake_child().await;
+        let app = lab(child, child);
+        // A key named `..`: a URL parser would send `GET /` instead.
+        for path in ["/api/wal/kv/%2e%2e", "/api/wal/kv/../health"] {
+            let (status, _, text) = call(app.clone(), "GET", path, "").await;
+            assert_eq!(status, 400, "{path}: {text}");
+            let body = json_of(&text);
+            assert_eq!(body["error"], "bad_path", "{path}");
+            assert!(body["detail"].as_str().unwrap_or("").contains("its own port"), "{text}");
+        }
+        // Dots inside a segment are a key like any other.
+        let (status, _, text) = call(app, "GET", "/api/wal/kv/a..b", "").await;
+        assert_eq!(status, 200);
+        assert_eq!(json_of(&text)["path"], "/kv/a..b");
     }
 
     #[tokio::test]

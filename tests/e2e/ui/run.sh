@@ -177,7 +177,8 @@ browse() {
   mkdir -p "$tmp/$profile"
   env UI_URL="http://127.0.0.1:$ui/" PROFILE_DIR="$tmp/$profile" CHROMIUM="$chromium" "$@" \
     timeout -k 10 "$BROWSE_PATIENCE_S" node "$here/$script" || rc=$?
-  [ "$rc" != 124 ] || die "$script did not finish within $BROWSE_PATIENCE_S s"
+  # 124: timeout stopped it; 137: it ignored that and was killed 10 s later.
+  [ "$rc" != 124 ] && [ "$rc" != 137 ] || die "$script did not finish within $BROWSE_PATIENCE_S s"
   [ "$rc" = 0 ] || exit "$rc"
 }
 
