@@ -547,7 +547,13 @@ mod tests {
             assert_eq!(status, 400, "{path}: {text}");
             let body = json_of(&text);
             assert_eq!(body["error"], "bad_path", "{path}");
-            assert!(body["detail"].as_str().unwrap_or("").contains("its own port"), "{text}");
+            assert!(
+                body["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("its own port"),
+                "{text}"
+            );
         }
         // Dots inside a segment are a key like any other.
         let (status, _, text) = call(app, "GET", "/api/wal/kv/a..b", "").await;
