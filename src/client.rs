@@ -66,7 +66,8 @@ pub enum ClientError {
     /// The answer was larger than the caller allowed.
     #[error("answer larger than {0} bytes")]
     TooLarge(usize),
-    /// The request itself could not be made (a method or header that is not HTTP).
+    /// The request itself could not be made (a method or header that is not HTTP), or its
+    /// target would reach the server changed (see [`Client::send`]).
     #[error("cannot send this request: {0}")]
     Invalid(String),
 }

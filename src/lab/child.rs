@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use walab_store::BackendKind;
 use walab_store::etcd::cluster::{self, ClusterSpec};
 
+use crate::client::Client;
 use crate::lab::probe;
 use crate::sys;
 
@@ -270,12 +271,18 @@ fn backoff(quick_deaths: u32) -> Duration {
 /// data to whoever made it busy. A child that does not answer at all counts only once it
 /// has answered "ok" before: until then it may still be starting.
 async fn stays_unhealthy(spec: &Spec) -> String {
+    let client = probe::health_client(
+        spec.health_socket.as_deref(),
+        &spec.probe_host,
+        spec.port,
+        probe::HEALTH_TIMEOUT,
+    );
     let mut was_healthy = false;
     let mut bad = 0u32;
     let mut silent_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(HEALTH_EVERY).await;
-        match health(spec).await {
+        match health(&client).await {
             Health::Ok => {
                 was_healthy = true;
                 bad = 0;
@@ -313,14 +320,8 @@ enum Health {
     Unreachable(String),
 }
 
-async fn health(spec: &Spec) -> Health {
-    let answer = probe::health(
-        spec.health_socket.as_deref(),
-        &spec.probe_host,
-        spec.port,
-        probe::HEALTH_TIMEOUT,
-    )
-    .await;
+async fn health(client: &Client) -> Health {
+    let answer = probe::health(client).await;
     match answer {
         Ok(answer) if answer.status == 200 => Health::Ok,
         Ok(answer) => {

@@ -17,14 +17,10 @@ const HEALTH_MAX_BYTES: usize = 64 * 1024;
 /// How often an unhealthy server is asked again.
 const POLL_EVERY: Duration = Duration::from_millis(25);
 
-/// `GET /health` on the Unix socket at `socket` if there is one, else on `host:port`,
-/// answered within `limit`.
-pub async fn health(
-    socket: Option<&Path>,
-    host: &str,
-    port: u16,
-    limit: Duration,
-) -> Result<Answer, ClientError> {
+/// The client that asks `/health` on the Unix socket at `socket` if there is one, else on
+/// `host:port`, each answer due within `limit`. Made once per child and asked again and
+/// again.
+pub fn health_client(socket: Option<&Path>, host: &str, port: u16, limit: Duration) -> Client {
     let client = match socket {
         Some(socket) => Client::unix(socket),
         None => Client::tcp(host, port),
@@ -33,17 +29,20 @@ pub async fn health(
         .one_connection_per_request()
         .limit(limit)
         .max_bytes(HEALTH_MAX_BYTES)
-        .get("/health")
-        .await
+}
+
+/// `GET /health` through a [`health_client`].
+pub async fn health(client: &Client) -> Result<Answer, ClientError> {
+    client.get("/health").await
 }
 
 /// Poll `host:port` until `/health` answers 200; returns how long that took, or `None` after
 /// `limit`.
 pub async fn wait_healthy(host: &str, port: u16, limit: Duration) -> Option<Duration> {
+    let client = health_client(None, host, port, STARTING_HEALTH_TIMEOUT);
     let started = Instant::now();
     while started.elapsed() < limit {
-        if matches!(health(None, host, port, STARTING_HEALTH_TIMEOUT).await, Ok(a) if a.status == 200)
-        {
+        if matches!(health(&client).await, Ok(a) if a.status == 200) {
             return Some(started.elapsed());
         }
         tokio::time::sleep(POLL_EVERY).await;

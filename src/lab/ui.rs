@@ -75,6 +75,8 @@ pub struct Target {
 #[derive(Debug, Clone)]
 struct Proxy {
     targets: Arc<Vec<Target>>,
+    /// One per target, in the same order: the client that passes requests on to it.
+    clients: Arc<Vec<Client>>,
     bodies: ByteBudget,
     limits: Limits,
     /// Where `walab experiment` writes its runs (`--experiments`, default ./experiments).
@@ -90,8 +92,18 @@ pub fn router(
     experiments: PathBuf,
 ) -> Router {
     let guard = CrossSiteGuard::new(bind_host, Vec::new());
+    let clients = targets
+        .iter()
+        .map(|t| {
+            Client::tcp(&t.host, t.port)
+                .one_connection_per_request()
+                .limit(PROXY_TIMEOUT)
+                .max_bytes(MAX_ANSWER_BYTES)
+        })
+        .collect();
     let shared = Proxy {
         targets: Arc::new(targets),
+        clients: Arc::new(clients),
         bodies: ByteBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
         limits,
         experiments: Arc::new(experiments),
@@ -273,7 +285,11 @@ async fn proxy(
         }
         Err(e) => return e.into_response(),
     };
-    let Some(target) = proxy.targets.iter().find(|t| t.kind.as_str() == backend) else {
+    let Some(at) = proxy
+        .targets
+        .iter()
+        .position(|t| t.kind.as_str() == backend)
+    else {
         let running: Vec<&str> = proxy.targets.iter().map(|t| t.kind.as_str()).collect();
         return error(
             StatusCode::NOT_FOUND,
@@ -306,11 +322,8 @@ async fn proxy(
             Some((name.as_str(), value))
         })
         .collect();
-    let client = Client::tcp(&target.host, target.port)
-        .one_connection_per_request()
-        .limit(PROXY_TIMEOUT)
-        .max_bytes(MAX_ANSWER_BYTES);
-    match client
+    let target = &proxy.targets[at];
+    match proxy.clients[at]
         .send(method.as_str(), &target_line, &forwarded, body.to_vec())
         .await
     {
