@@ -14,7 +14,6 @@
 //! against them, for torture and the experiments), [`shutdown`] (Ctrl-C / SIGTERM) and
 //! [`sys`] (the few libc calls: kill, parent-death signal, each justified).
 
-pub mod client;
 pub mod experiment;
 pub mod harness;
 pub mod inspect;
@@ -24,4 +23,5 @@ pub mod shutdown;
 pub mod sys;
 pub mod torture;
 
+pub use walab_client as client;
 pub use server::{ApiError, AppState, Config, ConfigError, RunError, app, run};

@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::http::{CallError, Client};
+use super::http::{CallError, Endpoints};
 use crate::StoreError;
 
 /// The header every answer carries.
@@ -168,7 +168,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The lab's calls to one cluster.
 #[derive(Debug)]
 pub struct Gateway {
-    client: Client,
+    client: Endpoints,
 }
 
 /// What a watch over a window of history found.
@@ -184,11 +184,11 @@ impl Gateway {
     /// A gateway over `endpoints`, each answer within `timeout`.
     pub fn new(endpoints: &[String], timeout: Duration) -> Result<Gateway, StoreError> {
         Ok(Gateway {
-            client: Client::new(endpoints, timeout).map_err(StoreError::Invalid)?,
+            client: Endpoints::new(endpoints, timeout).map_err(StoreError::Invalid)?,
         })
     }
 
-    /// Send the next requests elsewhere than `url` (see [`Client::avoid`]).
+    /// Send the next requests elsewhere than `url` (see [`Endpoints::avoid`]).
     pub fn avoid(&self, url: &str) {
         self.client.avoid(url);
     }
@@ -199,7 +199,7 @@ impl Gateway {
     }
 
     /// Every key in `[key, range_end)` (`count_only`: only how many).
-    pub fn range(
+    pub async fn range(
         &self,
         key: &[u8],
         range_end: Option<&[u8]>,
@@ -212,29 +212,31 @@ impl Gateway {
         if count_only {
             body["count_only"] = json!(true);
         }
-        self.call("/v3/kv/range", &body)
+        self.call("/v3/kv/range", &body).await
     }
 
     /// Store `value` under `key`.
-    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<PutAnswer, StoreError> {
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<PutAnswer, StoreError> {
         self.call_within(
             "/v3/kv/put",
             &json!({ "key": B64.encode(key), "value": B64.encode(value) }),
             Some(WRITE_TIMEOUT),
         )
+        .await
     }
 
     /// Delete `[key, range_end)`, or `key` alone: one Raft proposal, so all or nothing.
-    pub fn delete(&self, key: &[u8], range_end: Option<&[u8]>) -> Result<DeleteAnswer, StoreError> {
+    pub async fn delete(&self, key: &[u8], range_end: Option<&[u8]>) -> Result<DeleteAnswer, StoreError> {
         let mut body = json!({ "key": B64.encode(key) });
         if let Some(end) = range_end {
             body["range_end"] = json!(B64.encode(end));
         }
         self.call_within("/v3/kv/deleterange", &body, Some(WRITE_TIMEOUT))
+            .await
     }
 
     /// Drop the history before `revision` (physically: wait until it is gone from disk).
-    pub fn compact(&self, revision: u64) -> Result<Header, StoreError> {
+    pub async fn compact(&self, revision: u64) -> Result<Header, StoreError> {
         #[derive(Deserialize)]
         struct Answer {
             #[serde(default)]
@@ -243,43 +245,45 @@ impl Gateway {
         let a: Answer = self.call(
             "/v3/kv/compaction",
             &json!({ "revision": revision.to_string(), "physical": true }),
-        )?;
+        )
+        .await?;
         Ok(a.header)
     }
 
     /// The cluster's members, as any reachable member lists them.
-    pub fn members(&self) -> Result<Vec<Member>, StoreError> {
-        let list: MemberList = self.call("/v3/cluster/member/list", &json!({}))?;
+    pub async fn members(&self) -> Result<Vec<Member>, StoreError> {
+        let list: MemberList = self.call("/v3/cluster/member/list", &json!({})).await?;
         Ok(list.members)
     }
 
     /// The member that leads now, as whichever member answers sees it; `None` during an
     /// election.
-    pub fn leader(&self) -> Result<Option<Member>, StoreError> {
-        let members = self.members()?;
-        let status = self.status()?;
+    pub async fn leader(&self) -> Result<Option<Member>, StoreError> {
+        let members = self.members().await?;
+        let status = self.status().await?;
         Ok(members
             .into_iter()
             .find(|m| status.leader != 0 && m.id == status.leader))
     }
 
     /// One member's own status, asked at `url` within `timeout`.
-    pub fn status_of(&self, url: &str, timeout: Duration) -> Result<StatusAnswer, StoreError> {
+    pub async fn status_of(&self, url: &str, timeout: Duration) -> Result<StatusAnswer, StoreError> {
         let answer = self
             .client
             .post_to_url(url, "/v3/maintenance/status", b"{}", timeout)
+            .await
             .map_err(unavailable)?;
         decode(answer.status, &answer.body)
     }
 
     /// Status from whichever member answers.
-    pub fn status(&self) -> Result<StatusAnswer, StoreError> {
-        self.call("/v3/maintenance/status", &json!({}))
+    pub async fn status(&self) -> Result<StatusAnswer, StoreError> {
+        self.call("/v3/maintenance/status", &json!({})).await
     }
 
     /// The changes to `[key, range_end)` from `start_revision` on, as etcd's history has
     /// them, up to `until` (the newest revision to wait for).
-    pub fn history(
+    pub async fn history(
         &self,
         key: &[u8],
         range_end: &[u8],
@@ -329,6 +333,7 @@ impl Gateway {
                             .is_some_and(|e| e.kv.mod_revision >= until)
                 },
             )
+            .await
             .map_err(unavailable)?;
         match failure {
             Some(why) => Err(StoreError::Storage(format!("etcd's watch failed: {why}"))),
@@ -336,15 +341,15 @@ impl Gateway {
         }
     }
 
-    fn call<T: for<'de> Deserialize<'de>>(
+    async fn call<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, StoreError> {
-        self.call_within(path, body, None)
+        self.call_within(path, body, None).await
     }
 
-    fn call_within<T: for<'de> Deserialize<'de>>(
+    async fn call_within<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -354,6 +359,7 @@ impl Gateway {
         let answer = self
             .client
             .post(path, &body, timeout)
+            .await
             .map_err(unavailable)?;
         decode(answer.status, &answer.body)
     }

@@ -1,34 +1,58 @@
-//! A small blocking HTTP/1.1 client for etcd's JSON gateway: POST a JSON body, read a JSON
-//! answer, over keep-alive connections to any of the cluster's endpoints.
-//!
-//! Why not a client crate: etcd's native client is gRPC, and the Rust gRPC clients build
-//! their protobuf code with `protoc`, which a fresh machine does not have; the gateway is
-//! etcd's documented JSON API over plain HTTP/1.1, and the backend trait is synchronous, so
-//! about 500 lines over `TcpStream` do it without a second HTTP stack or runtime.
+//! etcd's client endpoints behind one failover, over the lab's HTTP client
+//! ([`walab_client::Client`], one per endpoint), on a runtime of the backend's own.
 //!
 //! Failover: a request goes to the endpoint that answered last. When that one cannot be
-//! reached (a member that was just killed), the next is tried, but only when no byte of an
-//! answer came back: no connection, or a connection closed before answering (an idle
-//! kept-alive connection, or a member killed mid-request). In the last case the member may
-//! have proposed the write before it died, so etcd can apply it twice: harmless for the
-//! lab's writes (a put or delete repeated leaves the same state; only the revision moves),
-//! and never a lost write. An answer cut short is never retried.
+//! reached (a member that was just killed), the next is tried, but only when nothing of an
+//! answer came back: no connection, or a connection closed before answering (a member
+//! killed mid-request). In the last case the member may have proposed the write before it
+//! died, so etcd can apply it twice: harmless for the lab's writes (a put or delete
+//! repeated leaves the same state; only the revision moves), and never a lost write. An
+//! answer cut short, or none within the time allowed, is never retried.
+//!
+//! The runtime: the backend trait is synchronous and its callers (the server's blocking
+//! pool, torture's writers, the tests) may have no runtime, so the calls run on one
+//! process-wide runtime with one thread ([`wait`] blocks for one), and the server's writes
+//! do not wait at all: they are queued onto it ([`spawn`]) and answered from there.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long to wait for a connection to a member.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+use walab_client::{Client, ClientError};
+
 /// The largest answer read (a listing of every key with 1 MiB values can be large).
 const MAX_ANSWER_BYTES: usize = 256 << 20;
 /// How long a watch may stay silent before its first message: longer than the pause
 /// between messages, since etcd reads and encodes the whole history first.
 const FIRST_MESSAGE_PATIENCE: Duration = Duration::from_secs(1);
-/// Idle connections kept per endpoint.
-const MAX_IDLE: usize = 64;
+
+/// The runtime every etcd call runs on: made on first use, for the life of the process
+/// (never dropped, so never dropped inside another runtime's thread either).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd-client")
+            .enable_all()
+            .build()
+            // Fails only when the process cannot make a thread, an epoll instance or a
+            // timer: out of file descriptors or threads, nothing the lab could go on without.
+            .expect("the etcd client's runtime (is the process out of file descriptors?)")
+    })
+}
+
+/// Run `call` on the etcd runtime and wait for it. Must not be called from an async task
+/// (the server calls the backend's blocking methods from its blocking pool).
+pub fn wait<F: Future>(call: F) -> F::Output {
+    runtime().block_on(call)
+}
+
+/// Run `call` on the etcd runtime without waiting for it.
+pub fn spawn(call: impl Future<Output = ()> + Send + 'static) {
+    runtime().spawn(call);
+}
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +66,15 @@ pub enum CallError {
         /// The endpoint.
         endpoint: String,
         /// What went wrong.
-        source: io::Error,
+        source: ClientError,
+    },
+    /// The watch was answered, but not with a stream of messages.
+    #[error("etcd at {endpoint} answered the watch with HTTP {status} instead of a stream")]
+    NotAStream {
+        /// The endpoint.
+        endpoint: String,
+        /// The answer's status.
+        status: u16,
     },
 }
 
@@ -59,14 +91,12 @@ pub struct Answer {
 struct Endpoint {
     /// As configured: `http://127.0.0.1:2379`.
     url: String,
-    /// `127.0.0.1:2379`, for `Host` and connecting.
-    authority: String,
-    idle: Mutex<Vec<BufReader<TcpStream>>>,
+    client: Client,
 }
 
 /// Connections to a cluster's client endpoints.
 #[derive(Debug)]
-pub struct Client {
+pub struct Endpoints {
     endpoints: Vec<Endpoint>,
     /// The endpoint that answered last.
     current: AtomicUsize,
@@ -74,9 +104,9 @@ pub struct Client {
     timeout: Duration,
 }
 
-impl Client {
-    /// A client for `urls` (`http://host:port`, comma-separated in `ETCD_ENDPOINTS`).
-    pub fn new(urls: &[String], timeout: Duration) -> Result<Client, String> {
+impl Endpoints {
+    /// The endpoints at `urls` (`http://host:port`, comma-separated in `ETCD_ENDPOINTS`).
+    pub fn new(urls: &[String], timeout: Duration) -> Result<Endpoints, String> {
         if urls.is_empty() {
             return Err(
                 "no etcd endpoint given: set ETCD_ENDPOINTS (for example http://127.0.0.1:2379)"
@@ -85,9 +115,9 @@ impl Client {
         }
         let endpoints = urls
             .iter()
-            .map(|url| endpoint(url))
+            .map(|url| endpoint(url, timeout))
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Client {
+        Ok(Endpoints {
             endpoints,
             current: AtomicUsize::new(0),
             timeout,
@@ -102,10 +132,6 @@ impl Client {
             self.current
                 .store((at + 1) % self.endpoints.len(), Ordering::Relaxed);
         }
-        if let Some(e) = self.endpoints.iter().find(|e| e.url == url) {
-            // Its kept-alive connections die with it.
-            e.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
     }
 
     /// The endpoints' URLs.
@@ -115,18 +141,18 @@ impl Client {
 
     /// POST `body` to `path` on whichever endpoint answers (see the module docs), the answer
     /// due within `timeout` (or the client's own when `None`).
-    pub fn post(
+    pub async fn post(
         &self,
         path: &str,
         body: &[u8],
         timeout: Option<Duration>,
     ) -> Result<Answer, CallError> {
-        let timeout = timeout.unwrap_or(self.timeout);
         let start = self.current.load(Ordering::Relaxed);
         let mut refused = Vec::new();
         for i in 0..self.endpoints.len() {
             let at = (start + i) % self.endpoints.len();
-            match self.post_to(at, path, body, timeout) {
+            let endpoint = &self.endpoints[at];
+            match post(&endpoint.client, path, body, timeout).await {
                 Ok(answer) => {
                     // A member that answers "unavailable" (no leader yet, just restarted)
                     // is not asked first next time; the others may be fine.
@@ -135,14 +161,14 @@ impl Client {
                         .store(next % self.endpoints.len(), Ordering::Relaxed);
                     return Ok(answer);
                 }
-                Err(Attempt::NotSent(e)) => {
-                    refused.push(format!("{}: {e}", self.endpoints[at].url));
+                Err(e) if e.not_sent() || matches!(e, ClientError::Unanswered(_)) => {
+                    refused.push(format!("{}: {e}", endpoint.url));
                 }
-                Err(Attempt::Lost(source)) => {
+                Err(source) => {
                     self.current
                         .store((at + 1) % self.endpoints.len(), Ordering::Relaxed);
                     return Err(CallError::NoAnswer {
-                        endpoint: self.endpoints[at].url.clone(),
+                        endpoint: endpoint.url.clone(),
                         source,
                     });
                 }
@@ -153,42 +179,39 @@ impl Client {
 
     /// POST `body` to `path` on the endpoint `url` only (a member's own status), with
     /// `timeout`.
-    pub fn post_to_url(
+    pub async fn post_to_url(
         &self,
         url: &str,
         path: &str,
         body: &[u8],
         timeout: Duration,
     ) -> Result<Answer, CallError> {
-        let as_error = |e| match e {
-            Attempt::NotSent(e) => CallError::Unreachable(format!("{url}: {e}")),
-            Attempt::Lost(source) => CallError::NoAnswer {
-                endpoint: url.to_owned(),
-                source,
-            },
-        };
-        match self
-            .endpoints
-            .iter()
-            .position(|e| e.url == url.trim_end_matches('/'))
-        {
-            Some(at) => self.post_to(at, path, body, timeout).map_err(as_error),
-            // A member's advertised URL that is not one of ETCD_ENDPOINTS: one connection.
+        let url = url.trim_end_matches('/');
+        let known = self.endpoints.iter().find(|e| e.url == url);
+        // A member's advertised URL that is not one of ETCD_ENDPOINTS: a client of its own.
+        let other;
+        let client = match known {
+            Some(e) => &e.client,
             None => {
-                let endpoint = endpoint(url).map_err(CallError::Unreachable)?;
-                let mut conn =
-                    BufReader::new(connect(&endpoint).map_err(|e| as_error(Attempt::NotSent(e)))?);
-                exchange(&mut conn, &endpoint, path, body, timeout)
-                    .map(|(answer, _)| answer)
-                    .map_err(as_error)
+                other = endpoint(url, timeout).map_err(CallError::Unreachable)?;
+                &other.client
             }
-        }
+        };
+        post(client, path, body, Some(timeout))
+            .await
+            .map_err(|e| match e {
+                e if e.not_sent() => CallError::Unreachable(format!("{url}: {e}")),
+                source => CallError::NoAnswer {
+                    endpoint: url.to_owned(),
+                    source,
+                },
+            })
     }
 
     /// POST to a streaming endpoint (`/v3/watch`) and collect its messages (one JSON
     /// document per line) until `enough` says so, the stream is quiet for `quiet`, or
     /// `deadline` passes. The connection is closed afterwards: a watch never ends by itself.
-    pub fn stream(
+    pub async fn stream(
         &self,
         path: &str,
         body: &[u8],
@@ -196,52 +219,39 @@ impl Client {
         deadline: Duration,
         mut enough: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), CallError> {
-        let at = self.current.load(Ordering::Relaxed);
-        let endpoint = &self.endpoints[at];
+        let endpoint = &self.endpoints[self.current.load(Ordering::Relaxed)];
         let lost = |source| CallError::NoAnswer {
             endpoint: endpoint.url.clone(),
             source,
         };
-        let stream = connect(endpoint)
-            .map_err(|e| CallError::Unreachable(format!("{}: {e}", endpoint.url)))?;
-        let mut conn = BufReader::new(stream);
-        send(&mut conn, endpoint, path, body).map_err(lost)?;
-        conn.get_ref()
-            .set_read_timeout(Some(self.timeout))
-            .map_err(lost)?;
-        let head = read_head(&mut conn).map_err(lost)?;
-        if head.status != 200 || !head.chunked {
-            return Err(lost(io::Error::other(format!(
-                "the watch answered {} without a stream",
-                head.status
-            ))));
+        let mut stream = endpoint
+            .client
+            .clone()
+            .limit(self.timeout)
+            .open("POST", path, JSON, body.to_vec())
+            .await
+            .map_err(|e| match e {
+                e if e.not_sent() => CallError::Unreachable(format!("{}: {e}", endpoint.url)),
+                e => lost(e),
+            })?;
+        if stream.status != 200 {
+            return Err(CallError::NotAStream {
+                endpoint: endpoint.url.clone(),
+                status: stream.status,
+            });
         }
         let started = Instant::now();
         // The first message may take etcd a while to assemble (a long history of large
         // values); silence ends the stream only once something has come.
-        conn.get_ref()
-            .set_read_timeout(Some(quiet.max(FIRST_MESSAGE_PATIENCE)))
-            .map_err(lost)?;
+        let mut patience = quiet.max(FIRST_MESSAGE_PATIENCE);
         let mut pending = Vec::new();
-        let mut heard = false;
         while started.elapsed() < deadline {
-            match read_chunk(&mut conn, MAX_ANSWER_BYTES) {
+            match stream.next(patience).await {
                 Ok(Some(chunk)) => {
                     pending.extend_from_slice(&chunk);
-                    if !heard {
-                        heard = true;
-                        conn.get_ref().set_read_timeout(Some(quiet)).map_err(lost)?;
-                    }
+                    patience = quiet;
                 }
-                Ok(None) => return Ok(()),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Ok(());
-                }
+                Ok(None) | Err(ClientError::Timeout(_)) => return Ok(()),
                 Err(e) => return Err(lost(e)),
             }
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
@@ -251,60 +261,37 @@ impl Client {
                     return Ok(());
                 }
             }
-            if pending.len() > MAX_ANSWER_BYTES {
-                return Err(lost(io::Error::other(
-                    "a watch message passed the size cap",
-                )));
-            }
         }
         Ok(())
     }
-
-    fn post_to(
-        &self,
-        at: usize,
-        path: &str,
-        body: &[u8],
-        timeout: Duration,
-    ) -> Result<Answer, Attempt> {
-        let endpoint = &self.endpoints[at];
-        // A kept-alive connection may have been closed by etcd meanwhile; that shows as EOF
-        // before any answer, and the request is retried on a fresh connection.
-        let reused = endpoint
-            .idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        if let Some(mut conn) = reused {
-            match exchange(&mut conn, endpoint, path, body, timeout) {
-                Ok((answer, keep)) => {
-                    if keep {
-                        park(endpoint, conn);
-                    }
-                    return Ok(answer);
-                }
-                Err(Attempt::NotSent(_)) => {}
-                Err(lost) => return Err(lost),
-            }
-        }
-        let mut conn = BufReader::new(connect(endpoint).map_err(Attempt::NotSent)?);
-        let (answer, keep) = exchange(&mut conn, endpoint, path, body, timeout)?;
-        if keep {
-            park(endpoint, conn);
-        }
-        Ok(answer)
-    }
 }
 
-/// How one try ended, when it failed.
-enum Attempt {
-    /// Nothing reached etcd: safe to try elsewhere.
-    NotSent(io::Error),
-    /// The request may have reached etcd.
-    Lost(io::Error),
+/// The request's headers: every call sends JSON.
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
+async fn post(
+    client: &Client,
+    path: &str,
+    body: &[u8],
+    timeout: Option<Duration>,
+) -> Result<Answer, ClientError> {
+    let answer = match timeout {
+        Some(limit) => {
+            client
+                .clone()
+                .limit(limit)
+                .send("POST", path, JSON, body.to_vec())
+                .await?
+        }
+        None => client.send("POST", path, JSON, body.to_vec()).await?,
+    };
+    Ok(Answer {
+        status: answer.status,
+        body: answer.body,
+    })
 }
 
-fn endpoint(url: &str) -> Result<Endpoint, String> {
+fn endpoint(url: &str, timeout: Duration) -> Result<Endpoint, String> {
     let authority = url
         .trim()
         .strip_prefix("http://")
@@ -313,204 +300,88 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
                 "etcd endpoint '{url}' must start with http:// (the lab speaks to etcd without TLS)"
             )
         })?
-        .trim_end_matches('/')
-        .to_owned();
-    if authority.is_empty() || authority.contains('/') {
-        return Err(format!("etcd endpoint '{url}' must be http://host:port"));
+        .trim_end_matches('/');
+    let bad = || format!("etcd endpoint '{url}' must be http://host:port");
+    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || host.contains('/') {
+        return Err(bad());
     }
     Ok(Endpoint {
         url: url.trim().trim_end_matches('/').to_owned(),
-        authority,
-        idle: Mutex::new(Vec::new()),
+        client: Client::tcp(host, port)
+            .limit(timeout)
+            .max_bytes(MAX_ANSWER_BYTES),
     })
 }
 
-fn connect(endpoint: &Endpoint) -> io::Result<TcpStream> {
-    let mut last = io::Error::other("the address resolved to nothing");
-    for addr in endpoint.authority.to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_must_be_plain_http_with_a_port() {
+        let ok = Endpoints::new(
+            &["http://127.0.0.1:2379/".into(), "http://[::1]:2380".into()],
+            Duration::from_secs(1),
+        )
+        .expect("two endpoints");
+        assert_eq!(
+            ok.urls().collect::<Vec<_>>(),
+            ["http://127.0.0.1:2379", "http://[::1]:2380"]
+        );
+        for bad in ["https://127.0.0.1:2379", "http://127.0.0.1", "http://:2379", "x"] {
+            let err = Endpoints::new(&[bad.into()], Duration::from_secs(1)).expect_err(bad);
+            assert!(err.contains(bad), "{bad}: {err}");
+        }
+        assert!(Endpoints::new(&[], Duration::from_secs(1)).is_err());
+    }
+
+    /// A port nothing listens on.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    #[test]
+    fn nothing_reachable_names_every_endpoint_tried() {
+        let (a, b) = (closed_port(), closed_port());
+        let endpoints = Endpoints::new(
+            &[format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")],
+            Duration::from_secs(1),
+        )
+        .expect("endpoints");
+        let err = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect_err("nobody listens");
+        let text = err.to_string();
+        assert!(matches!(err, CallError::Unreachable(_)), "{text}");
+        assert!(text.contains(&a.to_string()) && text.contains(&b.to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_member_that_is_down_is_passed_over_and_the_next_one_asked_first() {
+        use std::io::{Read, Write};
+        let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = live.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for conn in live.incoming().take(2) {
+                let mut conn = conn.expect("accept");
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
             }
-            Err(e) => last = e,
-        }
+        });
+        let endpoints = Endpoints::new(
+            &[format!("http://127.0.0.1:{}", closed_port()), format!("http://127.0.0.1:{port}")],
+            Duration::from_secs(2),
+        )
+        .expect("endpoints");
+        let answer = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect("the live one");
+        assert_eq!((answer.status, answer.body.as_slice()), (200, b"{}".as_slice()));
+        assert_eq!(endpoints.current.load(Ordering::Relaxed), 1);
+        let again = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect("again");
+        assert_eq!(again.status, 200);
     }
-    Err(last)
-}
-
-fn park(endpoint: &Endpoint, conn: BufReader<TcpStream>) {
-    let mut idle = endpoint.idle.lock().unwrap_or_else(|e| e.into_inner());
-    if idle.len() < MAX_IDLE {
-        idle.push(conn);
-    }
-}
-
-fn send(
-    conn: &mut BufReader<TcpStream>,
-    endpoint: &Endpoint,
-    path: &str,
-    body: &[u8],
-) -> io::Result<()> {
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        endpoint.authority,
-        body.len()
-    );
-    let stream = conn.get_mut();
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
-}
-
-/// One request and its answer; `true` when the connection can be reused.
-fn exchange(
-    conn: &mut BufReader<TcpStream>,
-    endpoint: &Endpoint,
-    path: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> Result<(Answer, bool), Attempt> {
-    conn.get_ref()
-        .set_read_timeout(Some(timeout))
-        .map_err(Attempt::NotSent)?;
-    send(conn, endpoint, path, body).map_err(Attempt::NotSent)?;
-    // The first byte decides: none at all on a reused connection means etcd had closed it
-    // before reading the request (an idle timeout), so the request did nothing.
-    if conn.fill_buf().map_err(Attempt::Lost)?.is_empty() {
-        return Err(Attempt::NotSent(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the connection was closed",
-        )));
-    }
-    let head = read_head(conn).map_err(Attempt::Lost)?;
-    let body = if head.chunked {
-        let mut body = Vec::new();
-        while let Some(chunk) =
-            read_chunk(conn, MAX_ANSWER_BYTES - body.len()).map_err(Attempt::Lost)?
-        {
-            body.extend_from_slice(&chunk);
-        }
-        body
-    } else if let Some(length) = head.length {
-        if length > MAX_ANSWER_BYTES {
-            return Err(Attempt::Lost(io::Error::other(format!(
-                "an answer of {length} bytes is over the {MAX_ANSWER_BYTES}-byte cap"
-            ))));
-        }
-        let mut body = vec![0; length];
-        conn.read_exact(&mut body).map_err(Attempt::Lost)?;
-        body
-    } else {
-        let mut body = Vec::new();
-        conn.take(MAX_ANSWER_BYTES as u64)
-            .read_to_end(&mut body)
-            .map_err(Attempt::Lost)?;
-        return Ok((
-            Answer {
-                status: head.status,
-                body,
-            },
-            false,
-        ));
-    };
-    Ok((
-        Answer {
-            status: head.status,
-            body,
-        },
-        !head.close,
-    ))
-}
-
-struct Head {
-    status: u16,
-    length: Option<usize>,
-    chunked: bool,
-    close: bool,
-}
-
-fn read_head(conn: &mut BufReader<TcpStream>) -> io::Result<Head> {
-    let mut line = String::new();
-    let status = loop {
-        line.clear();
-        if conn.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed before the answer's head ended",
-            ));
-        }
-        // `100 Continue` comes before the real status line; skip it and its blank line.
-        let parsed: Option<u16> = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-        match parsed {
-            Some(100) => {
-                line.clear();
-                conn.read_line(&mut line)?;
-            }
-            Some(code) => break code,
-            None => return Err(io::Error::other(format!("bad status line {line:?}"))),
-        }
-    };
-    let mut head = Head {
-        status,
-        length: None,
-        chunked: false,
-        close: false,
-    };
-    let mut size = 0usize;
-    loop {
-        line.clear();
-        let n = conn.read_line(&mut line)?;
-        size += n;
-        if n == 0 || size > 64 * 1024 {
-            return Err(io::Error::other(
-                "the answer's head is cut short or too long",
-            ));
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            return Ok(head);
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                head.length = Some(value.parse().map_err(io::Error::other)?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                head.chunked = value.eq_ignore_ascii_case("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                head.close = value.eq_ignore_ascii_case("close");
-            }
-        }
-    }
-}
-
-/// The next chunk of a chunked body, or `None` after the last (with its trailers read).
-fn read_chunk(conn: &mut BufReader<TcpStream>, cap: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut line = String::new();
-    if conn.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "closed inside a chunked answer",
-        ));
-    }
-    let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-        .map_err(|_| io::Error::other(format!("bad chunk size {line:?}")))?;
-    if size == 0 {
-        // Trailers (gRPC's status) up to the blank line.
-        loop {
-            line.clear();
-            if conn.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
-                return Ok(None);
-            }
-        }
-    }
-    if size > cap {
-        return Err(io::Error::other(format!(
-            "a chunk of {size} bytes is over the answer's cap"
-        )));
-    }
-    let mut chunk = vec![0; size + 2];
-    conn.read_exact(&mut chunk)?;
-    chunk.truncate(size);
-    Ok(Some(chunk))
 }

@@ -7,7 +7,8 @@
 //! backend's `sequence` is etcd's revision.
 //!
 //! - [`gateway`]: the v3 calls, typed, over etcd's JSON gateway.
-//! - [`http`]: the small HTTP/1.1 client under it (why not a crate: see there).
+//! - [`http`]: the failover over the cluster's endpoints under it, on the lab's one HTTP
+//!   client, and the runtime the calls run on.
 //! - [`cluster`]: a three-member cluster on this machine, for `walab lab --etcd`, the
 //!   tests and torture.
 
@@ -23,8 +24,12 @@ use clap::Args;
 use serde::Serialize;
 
 use self::gateway::Gateway;
+use self::http::wait;
 use crate::StoreError;
-use crate::backend::{CrashMode, Durability, KvBackend, Value, WalEntry, WalListing, WriteAck};
+use crate::backend::{
+    Calls, CrashMode, Durability, KvBackend, ReadPath, Value, WalEntry, WalListing, Write,
+    WriteAck, WriteDone, WritePath,
+};
 use crate::parse::text;
 use crate::row::{BackendConfig, BackendInfo, BackendKind, InLab, Supports};
 use crate::stats::{CheckpointOutcome, CrashReport, StoreStats, details};
@@ -187,11 +192,11 @@ pub struct MemberStats {
 /// The lab's keys in an etcd cluster.
 #[derive(Debug)]
 pub struct EtcdBackend {
-    gateway: Gateway,
+    /// Shared with the writes queued on the etcd runtime.
+    gateway: Arc<Gateway>,
     settings: EtcdSettings,
-    prefix: Vec<u8>,
-    /// The first key after every key with the prefix.
-    prefix_end: Vec<u8>,
+    /// The lab's keys.
+    keys: Arc<Keys>,
     /// Members when the backend opened (what a majority is).
     members: usize,
 }
@@ -204,7 +209,7 @@ impl EtcdBackend {
         let gateway = Gateway::new(&settings.endpoints, CALL_TIMEOUT)?;
         let started = Instant::now();
         let members = loop {
-            match gateway.members() {
+            match wait(gateway.members()) {
                 Ok(members) => break members.len(),
                 Err(e) if started.elapsed() >= patience => {
                     return Err(StoreError::Storage(format!(
@@ -218,26 +223,19 @@ impl EtcdBackend {
         };
         let prefix = settings.prefix.as_bytes().to_vec();
         Ok(EtcdBackend {
-            prefix_end: prefix_end(&prefix),
-            prefix,
-            gateway,
+            keys: Arc::new(Keys {
+                prefix_end: prefix_end(&prefix),
+                prefix,
+            }),
+            gateway: Arc::new(gateway),
             settings,
             members,
         })
     }
 
-    fn full_key(&self, key: &str) -> Vec<u8> {
-        [self.prefix.as_slice(), key.as_bytes()].concat()
-    }
-
-    fn lab_key(&self, key: &[u8]) -> String {
-        String::from_utf8_lossy(key.strip_prefix(self.prefix.as_slice()).unwrap_or(key))
-            .into_owned()
-    }
-
     /// The member that leads now.
     fn leader(&self) -> Result<gateway::Member, StoreError> {
-        self.gateway.leader()?.ok_or_else(|| {
+        wait(self.gateway.leader())?.ok_or_else(|| {
             StoreError::Storage(
                 "the etcd cluster has no leader right now (an election is running); try again in a second".into(),
             )
@@ -251,7 +249,7 @@ impl EtcdBackend {
             prefix: self.settings.prefix.clone(),
             ..EtcdStats::default()
         };
-        let members = match self.gateway.members() {
+        let members = match wait(self.gateway.members()) {
             Ok(members) => members,
             Err(e) => {
                 stats.error = Some(e.to_string());
@@ -266,7 +264,7 @@ impl EtcdBackend {
                 client_url: url.clone(),
                 ..MemberStats::default()
             };
-            match self.gateway.status_of(&url, STATUS_TIMEOUT) {
+            match wait(self.gateway.status_of(&url, STATUS_TIMEOUT)) {
                 Ok(s) => {
                     member.healthy = s.leader != 0;
                     member.is_leader = s.leader == m.id;
@@ -349,6 +347,50 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// Where the lab's keys are in etcd: under the prefix, so a range over the prefix reaches
+/// them and nothing else.
+#[derive(Debug)]
+struct Keys {
+    prefix: Vec<u8>,
+    /// The first key after every key with the prefix.
+    prefix_end: Vec<u8>,
+}
+
+impl Keys {
+    fn full_key(&self, key: &str) -> Vec<u8> {
+        [self.prefix.as_slice(), key.as_bytes()].concat()
+    }
+
+    fn lab_key(&self, key: &[u8]) -> String {
+        String::from_utf8_lossy(key.strip_prefix(self.prefix.as_slice()).unwrap_or(key))
+            .into_owned()
+    }
+}
+
+/// One write, as `submit` queues it and `put`, `delete` and `clear` wait for it: its
+/// acknowledgement, or `None` for a delete that found nothing to delete.
+async fn apply(gateway: &Gateway, keys: &Keys, write: Write) -> Result<Option<WriteAck>, StoreError> {
+    match write {
+        Write::Put { key, value } => {
+            let answer = gateway.put(&keys.full_key(&key), &value).await?;
+            Ok(Some(ack(answer.header.revision)))
+        }
+        Write::Delete { key } => {
+            let answer = gateway.delete(&keys.full_key(&key), None).await?;
+            Ok((answer.deleted > 0).then(|| ack(answer.header.revision)))
+        }
+        Write::Clear => {
+            // One DeleteRange is one Raft proposal: every key goes, or none does.
+            let answer = gateway.delete(&keys.prefix, Some(&keys.prefix_end)).await?;
+            // Deleting nothing makes no revision: the header's is the last write's.
+            Ok(Some(WriteAck {
+                sequence: (answer.deleted > 0).then_some(answer.header.revision),
+                timing: None,
+            }))
+        }
+    }
+}
+
 fn ack(revision: u64) -> WriteAck {
     WriteAck {
         sequence: Some(revision),
@@ -372,7 +414,7 @@ impl KvBackend for EtcdBackend {
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let answer = self.gateway.range(&self.full_key(key), None, false)?;
+        let answer = wait(self.gateway.range(&self.keys.full_key(key), None, false))?;
         Ok(answer
             .kvs
             .into_iter()
@@ -381,50 +423,64 @@ impl KvBackend for EtcdBackend {
     }
 
     fn put(&self, key: &str, value: &[u8]) -> Result<WriteAck, StoreError> {
-        Ok(ack(self
-            .gateway
-            .put(&self.full_key(key), value)?
-            .header
-            .revision))
+        let write = Write::Put {
+            key: key.to_owned(),
+            value: Value::from(value),
+        };
+        let ack = wait(apply(&self.gateway, &self.keys, write))?;
+        Ok(ack.unwrap_or_default())
     }
 
     fn delete(&self, key: &str) -> Result<Option<WriteAck>, StoreError> {
-        let answer = self.gateway.delete(&self.full_key(key), None)?;
-        Ok((answer.deleted > 0).then(|| ack(answer.header.revision)))
+        let write = Write::Delete {
+            key: key.to_owned(),
+        };
+        wait(apply(&self.gateway, &self.keys, write))
     }
 
     fn list(&self) -> Result<Vec<(String, Value)>, StoreError> {
-        let answer = self
-            .gateway
-            .range(&self.prefix, Some(&self.prefix_end), false)?;
+        let keys = &self.keys;
+        let answer = wait(
+            self.gateway
+                .range(&keys.prefix, Some(&keys.prefix_end), false),
+        )?;
         Ok(answer
             .kvs
             .into_iter()
-            .map(|kv| (self.lab_key(&kv.key), Value::from(kv.value)))
+            .map(|kv| (keys.lab_key(&kv.key), Value::from(kv.value)))
             .collect())
     }
 
     fn len(&self) -> Result<usize, StoreError> {
-        let answer = self
-            .gateway
-            .range(&self.prefix, Some(&self.prefix_end), true)?;
+        let keys = &self.keys;
+        let answer = wait(self.gateway.range(&keys.prefix, Some(&keys.prefix_end), true))?;
         Ok(usize::try_from(answer.count).unwrap_or(usize::MAX))
     }
 
     fn clear(&self) -> Result<WriteAck, StoreError> {
-        // One DeleteRange is one Raft proposal: every key goes, or none does.
-        let answer = self.gateway.delete(&self.prefix, Some(&self.prefix_end))?;
-        // Deleting nothing makes no revision: the header's is the last write's.
-        Ok(WriteAck {
-            sequence: (answer.deleted > 0).then_some(answer.header.revision),
-            timing: None,
-        })
+        let ack = wait(apply(&self.gateway, &self.keys, Write::Clear))?;
+        Ok(ack.unwrap_or_default())
+    }
+
+    /// Reads wait in the blocking pool; writes are queued onto the etcd runtime, so a write
+    /// holds no thread while etcd's members agree on it.
+    fn calls(&self) -> Calls {
+        Calls {
+            reads: ReadPath::Blocking,
+            writes: WritePath::Queued,
+        }
+    }
+
+    fn submit(&self, write: Write, done: WriteDone) {
+        let gateway = Arc::clone(&self.gateway);
+        let keys = Arc::clone(&self.keys);
+        http::spawn(async move { done(apply(&gateway, &keys, write).await) });
     }
 
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
         let started = Instant::now();
-        let revision = self.gateway.status()?.header.revision;
-        match self.gateway.compact(revision) {
+        let revision = wait(self.gateway.status())?.header.revision;
+        match wait(self.gateway.compact(revision)) {
             Ok(_) => {}
             // Compacted to this revision already (nothing was written since): nothing to do.
             Err(StoreError::Invalid(m)) if m.contains("compacted") => {}
@@ -445,17 +501,20 @@ impl KvBackend for EtcdBackend {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Option<WalListing>, StoreError> {
-        let now = self.gateway.status()?.header.revision;
+        let keys = &self.keys;
+        let now = wait(self.gateway.status())?.header.revision;
+        let window = |start| {
+            wait(
+                self.gateway
+                    .history(&keys.prefix, &keys.prefix_end, start, now),
+            )
+        };
         let mut start = now.saturating_sub(HISTORY_WINDOW - 1).max(1);
-        let mut history = self
-            .gateway
-            .history(&self.prefix, &self.prefix_end, start, now)?;
+        let mut history = window(start)?;
         if let Some(floor) = history.compacted_to.filter(|f| *f > start) {
             // Part of the window was compacted away: what remains starts at the floor.
             start = floor;
-            history = self
-                .gateway
-                .history(&self.prefix, &self.prefix_end, start, now)?;
+            history = window(start)?;
         }
         let total = history.events.len() as u64;
         let mut entries = Vec::new();
@@ -473,7 +532,7 @@ impl KvBackend for EtcdBackend {
             entries.push(WalEntry {
                 sequence: event.kv.mod_revision,
                 operation: if delete { "DELETE" } else { "SET" },
-                key: self.lab_key(&event.kv.key),
+                key: keys.lab_key(&event.kv.key),
                 value: (!delete).then_some(event.kv.value),
                 timestamp_micros: None,
             });
@@ -515,7 +574,7 @@ impl KvBackend for EtcdBackend {
                 })
             }
             CrashMode::AllMembers => {
-                let killed = self.kill_members(&self.gateway.members()?)?;
+                let killed = self.kill_members(&wait(self.gateway.members())?)?;
                 Ok(CrashReport {
                     killed_members: killed,
                     note: Some(

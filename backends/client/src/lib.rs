@@ -1,17 +1,23 @@
-//! The one HTTP client of the lab, torture, the experiments and the tests: reqwest (already
-//! built for the trace exporter, on the same hyper and tokio as the server), with the three
-//! things they all need on top of it. Every request is bounded in time (`limit`), every answer
-//! in size (`max_bytes`), and a failure says whether a request got no answer because nothing
-//! could be reached (it was never sent) or because the exchange broke (it may have reached the
-//! server: for torture, a write in flight, neither acknowledged nor refused).
+//! The one HTTP client of walab: the lab's health probe and page proxy, torture, the
+//! experiments, the tests, and the etcd backend's calls to etcd's JSON gateway. It is reqwest
+//! (already built for the trace exporter, on the same hyper and tokio as the server), with
+//! the three things they all need on top of it. Every request is bounded in time (`limit`),
+//! every answer in size (`max_bytes`), and a failure says how far the exchange got: nothing
+//! could be reached (the request was never sent), the connection broke before an answer
+//! began, or it broke while the answer came (the request may have reached the server: for
+//! torture, a write in flight, neither acknowledged nor refused).
 //!
-//! [`Client`] is async, for code on a runtime (the lab's health probe and page proxy);
+//! A crate of its own, beside the backends rather than in the `walab` binary, because the
+//! etcd backend needs it too and a backend cannot depend on the programs above it.
+//!
+//! [`Client`] is async, for code on a runtime (the lab, the etcd backend's own runtime);
 //! [`Blocking`] drives the same client on a runtime of its own in the caller's thread, for
-//! torture's writers, the experiments and the tests.
+//! torture's writers, the experiments and the tests. [`Client::open`] reads an answer that
+//! never ends (etcd's watch) piece by piece.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The largest answer read unless the caller says otherwise.
@@ -59,8 +65,11 @@ pub enum ClientError {
     /// No whole answer within the limit: the request may have reached the server.
     #[error("no answer within {} ms", .0.as_millis())]
     Timeout(Duration),
-    /// The connection broke while the request was written or the answer read: the request
-    /// may have reached the server.
+    /// The connection broke (or was closed) before any answer came: the request may have
+    /// reached the server, but nothing of its answer did.
+    #[error("connection closed before an answer: {0}")]
+    Unanswered(#[source] reqwest::Error),
+    /// The connection broke while the answer was read: the request reached the server.
     #[error("connection failed: {0}")]
     Broken(#[source] reqwest::Error),
     /// The answer was larger than the caller allowed.
@@ -82,10 +91,11 @@ impl ClientError {
 /// An async client for one server: `http://host:port`, or a Unix socket.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Made on the first request, with `keep_alive` as it is then.
-    inner: OnceLock<reqwest::Client>,
+    /// Made on the first request, with `keep_alive` as it is then; shared by the clones (a
+    /// clone with another `limit` uses the same connections).
+    inner: Arc<OnceLock<reqwest::Client>>,
     keep_alive: bool,
-    server: Server,
+    server: Arc<Server>,
     limit: Duration,
     max_bytes: usize,
 }
@@ -167,9 +177,9 @@ impl Client {
 
     fn with(server: Server) -> Client {
         Client {
-            inner: OnceLock::new(),
+            inner: Arc::default(),
             keep_alive: true,
-            server,
+            server: Arc::new(server),
             limit: DEFAULT_LIMIT,
             max_bytes: DEFAULT_MAX_BYTES,
         }
@@ -179,7 +189,7 @@ impl Client {
     /// socket admits only a few connections, and a lab's child may be gone by the next one).
     pub fn one_connection_per_request(mut self) -> Client {
         self.keep_alive = false;
-        self.inner = OnceLock::new();
+        self.inner = Arc::default();
         self
     }
 
@@ -212,6 +222,44 @@ impl Client {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, ClientError> {
+        let exchange = async {
+            let answer = self.start(method, target, headers, body).await?;
+            read(answer, self.max_bytes).await
+        };
+        tokio::time::timeout(self.limit, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(self.limit))?
+    }
+
+    /// Send a request as [`Client::send`] does, but read only the answer's head (within
+    /// `limit`): the body comes piece by piece from [`Stream::next`], for an answer that
+    /// never ends by itself (etcd's watch). Dropping the stream closes the connection.
+    pub async fn open(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Stream, ClientError> {
+        let answer = tokio::time::timeout(self.limit, self.start(method, target, headers, body))
+            .await
+            .map_err(|_| ClientError::Timeout(self.limit))??;
+        Ok(Stream {
+            status: answer.status().as_u16(),
+            answer,
+            max_bytes: self.max_bytes,
+            read: 0,
+        })
+    }
+
+    /// Send the request and wait for the answer's head.
+    async fn start(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, ClientError> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| ClientError::Invalid(format!("{method:?} is not an HTTP method")))?;
         let mut request = self
@@ -240,19 +288,13 @@ impl Client {
                 "{target:?} would reach the server as {sent:?} (a '.' or '..' segment, plain or percent-encoded, a backslash or an unencoded character in it); send the path percent-encoded, without dot segments"
             )));
         }
-        let exchange = async {
-            let answer = self.inner().execute(request).await.map_err(|e| {
-                if e.is_connect() {
-                    ClientError::Connect(self.server.place(), e)
-                } else {
-                    ClientError::Broken(e)
-                }
-            })?;
-            read(answer, self.max_bytes).await
-        };
-        tokio::time::timeout(self.limit, exchange)
-            .await
-            .map_err(|_| ClientError::Timeout(self.limit))?
+        self.inner().execute(request).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Connect(self.server.place(), e)
+            } else {
+                ClientError::Unanswered(e)
+            }
+        })
     }
 
     /// `GET target`.
@@ -293,6 +335,36 @@ async fn read(mut answer: reqwest::Response, max_bytes: usize) -> Result<Answer,
         headers,
         body,
     })
+}
+
+/// An answer read piece by piece: see [`Client::open`].
+#[derive(Debug)]
+pub struct Stream {
+    /// The status code.
+    pub status: u16,
+    answer: reqwest::Response,
+    max_bytes: usize,
+    read: usize,
+}
+
+impl Stream {
+    /// The next piece of the body as it arrives, `None` after the last, waiting at most
+    /// `patience` for it ([`ClientError::Timeout`] then: the stream stays usable). The body
+    /// as a whole stays under the client's `max_bytes`.
+    pub async fn next(&mut self, patience: Duration) -> Result<Option<Vec<u8>>, ClientError> {
+        let chunk = tokio::time::timeout(patience, self.answer.chunk())
+            .await
+            .map_err(|_| ClientError::Timeout(patience))?
+            .map_err(ClientError::Broken)?;
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        self.read = self.read.saturating_add(chunk.len());
+        if self.read > self.max_bytes {
+            return Err(ClientError::TooLarge(self.max_bytes));
+        }
+        Ok(Some(chunk.to_vec()))
+    }
 }
 
 /// [`Client`] for code off any runtime: each request runs on a runtime of the caller's own,
@@ -448,6 +520,48 @@ mod tests {
             .expect_err("cut short");
         assert!(matches!(err, ClientError::Broken(_)), "{err:?}");
         assert!(!err.not_sent());
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_before_any_answer_is_unanswered() {
+        let (port, _served) = one_shot(b"", false).await;
+        let err = Client::tcp("127.0.0.1", port)
+            .get("/")
+            .await
+            .expect_err("closed without an answer");
+        assert!(matches!(err, ClientError::Unanswered(_)), "{err:?}");
+        assert!(!err.not_sent());
+    }
+
+    #[tokio::test]
+    async fn a_stream_comes_piece_by_piece_and_silence_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (go_on, mut next) = tokio::sync::mpsc::channel::<()>(1);
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\none\n\r\n")
+                .await;
+            // The second piece only when the test asks for it, then the end.
+            next.recv().await;
+            let _ = conn.write_all(b"4\r\ntwo\n\r\n0\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let mut stream = Client::tcp("127.0.0.1", port)
+            .open("POST", "/v3/watch", &[], b"{}".to_vec())
+            .await
+            .expect("the head");
+        assert_eq!(stream.status, 200);
+        let patience = Duration::from_secs(2);
+        assert_eq!(stream.next(patience).await.expect("one"), Some(b"one\n".to_vec()));
+        let quiet = stream.next(Duration::from_millis(100)).await;
+        assert!(matches!(quiet, Err(ClientError::Timeout(_))), "{quiet:?}");
+        go_on.send(()).await.expect("the server waits");
+        assert_eq!(stream.next(patience).await.expect("two"), Some(b"two\n".to_vec()));
+        assert_eq!(stream.next(patience).await.expect("the end"), None);
     }
 
     #[tokio::test]
