@@ -9,11 +9,12 @@
 # Each round starts each binary on a fresh data directory under bench/.work (the disk
 # measured is the repository's), runs wrk with bench/wrk/write.lua (unique keys, ~100-byte
 # values) at 1 and then 64 connections, and stops it. Extra server settings come from the
-# environment (e.g. FSYNC=never bench/ab.sh ...). Needs wrk. Prints the load average before
-# and after: a number taken beside a build is not a number.
+# environment (e.g. FSYNC=never bench/ab.sh ...; KV_BACKEND=etcd with ETCD_ENDPOINTS compares
+# two builds against one etcd). Needs wrk. Prints the load average before and after: a
+# number taken beside a build is not a number.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-[ $# -ge 2 ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2") rounds=${3:-3} secs=${4:-5}
 command -v wrk > /dev/null || { echo "ab: wrk is missing (apt-get install wrk)" >&2; exit 2; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -25,7 +26,7 @@ for round in $(seq "$rounds"); do
     bin=$a
     [ "$side" = B ] && bin=$b
     dir=$(mktemp -d bench/.work/ab.XXXXXX)
-    KV_BACKEND=wal HOST=127.0.0.1 PORT=$port DATA_DIR=$dir RUST_LOG=warn "$bin" serve > "$dir.log" 2>&1 &
+    KV_BACKEND=${KV_BACKEND:-wal} HOST=127.0.0.1 PORT=$port DATA_DIR=$dir RUST_LOG=warn "$bin" serve > "$dir.log" 2>&1 &
     pid=$!
     for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/health" > /dev/null && break; sleep 0.1; done
     one=$(wrk -t1 -c1 -d"${secs}s" --latency -s bench/wrk/write.lua "http://127.0.0.1:$port" -- "one-$round" 100 |

@@ -9,10 +9,11 @@
 //!   model.
 //! - [`inspect`]: `walab inspect`, an offline look at a WAL directory.
 //!
-//! Beside them, what more than one of them uses: [`client`] (the one HTTP client, every
-//! request bounded in time and size), [`harness`] (real servers on free ports and a load
-//! against them, for torture and the experiments), [`shutdown`] (Ctrl-C / SIGTERM) and
-//! [`sys`] (the few libc calls: kill, parent-death signal, each justified).
+//! Beside them, what more than one of them uses: [`client`] (the `walab-client` crate: the
+//! one HTTP client, every request bounded in time and size), [`harness`] (real servers on
+//! free ports and a load against them, for torture and the experiments), [`shutdown`]
+//! (Ctrl-C / SIGTERM) and [`sys`] (the few libc calls: kill, parent-death signal, each
+//! justified).
 
 pub mod experiment;
 pub mod harness;
@@ -23,5 +24,5 @@ pub mod shutdown;
 pub mod sys;
 pub mod torture;
 
-pub use walab_client as client;
 pub use server::{ApiError, AppState, Config, ConfigError, RunError, app, run};
+pub use walab_client as client;

@@ -556,11 +556,17 @@ mod tests {
             .expect("the head");
         assert_eq!(stream.status, 200);
         let patience = Duration::from_secs(2);
-        assert_eq!(stream.next(patience).await.expect("one"), Some(b"one\n".to_vec()));
+        assert_eq!(
+            stream.next(patience).await.expect("one"),
+            Some(b"one\n".to_vec())
+        );
         let quiet = stream.next(Duration::from_millis(100)).await;
         assert!(matches!(quiet, Err(ClientError::Timeout(_))), "{quiet:?}");
         go_on.send(()).await.expect("the server waits");
-        assert_eq!(stream.next(patience).await.expect("two"), Some(b"two\n".to_vec()));
+        assert_eq!(
+            stream.next(patience).await.expect("two"),
+            Some(b"two\n".to_vec())
+        );
         assert_eq!(stream.next(patience).await.expect("the end"), None);
     }
 

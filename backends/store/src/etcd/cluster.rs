@@ -344,7 +344,7 @@ impl LocalCluster {
     /// The index of the member that leads now, as the members see it.
     pub fn leader(&self) -> Option<usize> {
         let gateway = Gateway::new(&self.spec.endpoints(), Duration::from_secs(2)).ok()?;
-        let leader = super::http::wait(gateway.leader()).ok()??;
+        let leader = gateway.wait(gateway.leader()).ok()??;
         self.spec.members.iter().position(|m| m.name == leader.name)
     }
 
@@ -354,7 +354,7 @@ impl LocalCluster {
             .map_err(|e| e.to_string())?;
         let started = Instant::now();
         loop {
-            match super::http::wait(gateway.put(b"walab-cluster-ready", b"1")) {
+            match gateway.wait(gateway.put(b"walab-cluster-ready", b"1")) {
                 Ok(_) => return Ok(()),
                 Err(e) if started.elapsed() > patience => {
                     return Err(format!(

@@ -188,6 +188,16 @@ impl Gateway {
         })
     }
 
+    /// Run `call` (one of these) and wait for it: see [`Endpoints::wait`].
+    pub fn wait<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.client.wait(call)
+    }
+
+    /// Run `call` without waiting for it: see [`Endpoints::spawn`].
+    pub fn spawn(&self, call: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.client.spawn(call);
+    }
+
     /// Send the next requests elsewhere than `url` (see [`Endpoints::avoid`]).
     pub fn avoid(&self, url: &str) {
         self.client.avoid(url);
@@ -226,7 +236,11 @@ impl Gateway {
     }
 
     /// Delete `[key, range_end)`, or `key` alone: one Raft proposal, so all or nothing.
-    pub async fn delete(&self, key: &[u8], range_end: Option<&[u8]>) -> Result<DeleteAnswer, StoreError> {
+    pub async fn delete(
+        &self,
+        key: &[u8],
+        range_end: Option<&[u8]>,
+    ) -> Result<DeleteAnswer, StoreError> {
         let mut body = json!({ "key": B64.encode(key) });
         if let Some(end) = range_end {
             body["range_end"] = json!(B64.encode(end));
@@ -242,11 +256,12 @@ impl Gateway {
             #[serde(default)]
             header: Header,
         }
-        let a: Answer = self.call(
-            "/v3/kv/compaction",
-            &json!({ "revision": revision.to_string(), "physical": true }),
-        )
-        .await?;
+        let a: Answer = self
+            .call(
+                "/v3/kv/compaction",
+                &json!({ "revision": revision.to_string(), "physical": true }),
+            )
+            .await?;
         Ok(a.header)
     }
 
@@ -267,7 +282,11 @@ impl Gateway {
     }
 
     /// One member's own status, asked at `url` within `timeout`.
-    pub async fn status_of(&self, url: &str, timeout: Duration) -> Result<StatusAnswer, StoreError> {
+    pub async fn status_of(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<StatusAnswer, StoreError> {
         let answer = self
             .client
             .post_to_url(url, "/v3/maintenance/status", b"{}", timeout)

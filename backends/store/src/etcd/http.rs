@@ -9,16 +9,18 @@
 //! repeated leaves the same state; only the revision moves), and never a lost write. An
 //! answer cut short, or none within the time allowed, is never retried.
 //!
-//! The runtime: the backend trait is synchronous and its callers (the server's blocking
-//! pool, torture's writers, the tests) may have no runtime, so the calls run on one
-//! process-wide runtime with one thread ([`wait`] blocks for one), and the server's writes
-//! do not wait at all: they are queued onto it ([`spawn`]) and answered from there.
+//! The runtime: the client is async, the backend trait synchronous. A call runs on the
+//! server's runtime when the server opened the backend, on a one-thread runtime of the
+//! backend's own otherwise ([`Endpoints::wait`] blocks for one). The server's writes do not
+//! block a thread at all: they are queued onto the runtime ([`Endpoints::spawn`]) and
+//! answered from there.
 
 use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::runtime::{Handle, RuntimeFlavor};
 use walab_client::{Client, ClientError};
 
 /// The largest answer read (a listing of every key with 1 MiB values can be large).
@@ -27,9 +29,9 @@ const MAX_ANSWER_BYTES: usize = 256 << 20;
 /// between messages, since etcd reads and encodes the whole history first.
 const FIRST_MESSAGE_PATIENCE: Duration = Duration::from_secs(1);
 
-/// The runtime every etcd call runs on: made on first use, for the life of the process
-/// (never dropped, so never dropped inside another runtime's thread either).
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The runtime of the backend's own, for callers that have none: made on first use, for
+/// the life of the process (never dropped, so never dropped inside another runtime).
+fn own_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -43,15 +45,15 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Run `call` on the etcd runtime and wait for it. Must not be called from an async task
-/// (the server calls the backend's blocking methods from its blocking pool).
-pub fn wait<F: Future>(call: F) -> F::Output {
-    runtime().block_on(call)
-}
-
-/// Run `call` on the etcd runtime without waiting for it.
-pub fn spawn(call: impl Future<Output = ()> + Send + 'static) {
-    runtime().spawn(call);
+/// Where the calls run: on the runtime of the thread that opens the backend when it has a
+/// multi-threaded one (the server opens it from its blocking pool: a queued write then runs
+/// on the server's own workers, with no hop to another thread), on the backend's own
+/// otherwise (torture, the tests, a lab's readiness check).
+fn runtime_here() -> Handle {
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => handle,
+        _ => own_runtime().handle().clone(),
+    }
 }
 
 /// Why a request got no answer.
@@ -102,6 +104,8 @@ pub struct Endpoints {
     current: AtomicUsize,
     /// How long one answer may take.
     timeout: Duration,
+    /// Where the calls run (see [`runtime_here`]).
+    runtime: Handle,
 }
 
 impl Endpoints {
@@ -121,7 +125,19 @@ impl Endpoints {
             endpoints,
             current: AtomicUsize::new(0),
             timeout,
+            runtime: runtime_here(),
         })
+    }
+
+    /// Run `call` on these endpoints' runtime and wait for it. Must not be called from an
+    /// async task: the server calls the backend's blocking methods from its blocking pool.
+    pub fn wait<F: Future>(&self, call: F) -> F::Output {
+        self.runtime.block_on(call)
+    }
+
+    /// Run `call` on these endpoints' runtime without waiting for it.
+    pub fn spawn(&self, call: impl Future<Output = ()> + Send + 'static) {
+        self.runtime.spawn(call);
     }
 
     /// Send the next requests elsewhere than `url` (a member about to be killed).
@@ -331,7 +347,12 @@ mod tests {
             ok.urls().collect::<Vec<_>>(),
             ["http://127.0.0.1:2379", "http://[::1]:2380"]
         );
-        for bad in ["https://127.0.0.1:2379", "http://127.0.0.1", "http://:2379", "x"] {
+        for bad in [
+            "https://127.0.0.1:2379",
+            "http://127.0.0.1",
+            "http://:2379",
+            "x",
+        ] {
             let err = Endpoints::new(&[bad.into()], Duration::from_secs(1)).expect_err(bad);
             assert!(err.contains(bad), "{bad}: {err}");
         }
@@ -348,14 +369,22 @@ mod tests {
     fn nothing_reachable_names_every_endpoint_tried() {
         let (a, b) = (closed_port(), closed_port());
         let endpoints = Endpoints::new(
-            &[format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")],
+            &[
+                format!("http://127.0.0.1:{a}"),
+                format!("http://127.0.0.1:{b}"),
+            ],
             Duration::from_secs(1),
         )
         .expect("endpoints");
-        let err = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect_err("nobody listens");
+        let err = endpoints
+            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .expect_err("nobody listens");
         let text = err.to_string();
         assert!(matches!(err, CallError::Unreachable(_)), "{text}");
-        assert!(text.contains(&a.to_string()) && text.contains(&b.to_string()), "{text}");
+        assert!(
+            text.contains(&a.to_string()) && text.contains(&b.to_string()),
+            "{text}"
+        );
     }
 
     #[test]
@@ -374,14 +403,24 @@ mod tests {
             }
         });
         let endpoints = Endpoints::new(
-            &[format!("http://127.0.0.1:{}", closed_port()), format!("http://127.0.0.1:{port}")],
+            &[
+                format!("http://127.0.0.1:{}", closed_port()),
+                format!("http://127.0.0.1:{port}"),
+            ],
             Duration::from_secs(2),
         )
         .expect("endpoints");
-        let answer = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect("the live one");
-        assert_eq!((answer.status, answer.body.as_slice()), (200, b"{}".as_slice()));
+        let answer = endpoints
+            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .expect("the live one");
+        assert_eq!(
+            (answer.status, answer.body.as_slice()),
+            (200, b"{}".as_slice())
+        );
         assert_eq!(endpoints.current.load(Ordering::Relaxed), 1);
-        let again = wait(endpoints.post("/v3/kv/range", b"{}", None)).expect("again");
+        let again = endpoints
+            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .expect("again");
         assert_eq!(again.status, 200);
     }
 }

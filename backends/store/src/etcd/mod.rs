@@ -24,7 +24,6 @@ use clap::Args;
 use serde::Serialize;
 
 use self::gateway::Gateway;
-use self::http::wait;
 use crate::StoreError;
 use crate::backend::{
     Calls, CrashMode, Durability, KvBackend, ReadPath, Value, WalEntry, WalListing, Write,
@@ -209,7 +208,7 @@ impl EtcdBackend {
         let gateway = Gateway::new(&settings.endpoints, CALL_TIMEOUT)?;
         let started = Instant::now();
         let members = loop {
-            match wait(gateway.members()) {
+            match gateway.wait(gateway.members()) {
                 Ok(members) => break members.len(),
                 Err(e) if started.elapsed() >= patience => {
                     return Err(StoreError::Storage(format!(
@@ -233,9 +232,14 @@ impl EtcdBackend {
         })
     }
 
+    /// Run a gateway call and wait for it (see [`Gateway::wait`]).
+    fn wait<F: std::future::Future>(&self, call: F) -> F::Output {
+        self.gateway.wait(call)
+    }
+
     /// The member that leads now.
     fn leader(&self) -> Result<gateway::Member, StoreError> {
-        wait(self.gateway.leader())?.ok_or_else(|| {
+        self.wait(self.gateway.leader())?.ok_or_else(|| {
             StoreError::Storage(
                 "the etcd cluster has no leader right now (an election is running); try again in a second".into(),
             )
@@ -249,7 +253,7 @@ impl EtcdBackend {
             prefix: self.settings.prefix.clone(),
             ..EtcdStats::default()
         };
-        let members = match wait(self.gateway.members()) {
+        let members = match self.wait(self.gateway.members()) {
             Ok(members) => members,
             Err(e) => {
                 stats.error = Some(e.to_string());
@@ -264,7 +268,7 @@ impl EtcdBackend {
                 client_url: url.clone(),
                 ..MemberStats::default()
             };
-            match wait(self.gateway.status_of(&url, STATUS_TIMEOUT)) {
+            match self.wait(self.gateway.status_of(&url, STATUS_TIMEOUT)) {
                 Ok(s) => {
                     member.healthy = s.leader != 0;
                     member.is_leader = s.leader == m.id;
@@ -369,7 +373,11 @@ impl Keys {
 
 /// One write, as `submit` queues it and `put`, `delete` and `clear` wait for it: its
 /// acknowledgement, or `None` for a delete that found nothing to delete.
-async fn apply(gateway: &Gateway, keys: &Keys, write: Write) -> Result<Option<WriteAck>, StoreError> {
+async fn apply(
+    gateway: &Gateway,
+    keys: &Keys,
+    write: Write,
+) -> Result<Option<WriteAck>, StoreError> {
     match write {
         Write::Put { key, value } => {
             let answer = gateway.put(&keys.full_key(&key), &value).await?;
@@ -414,7 +422,7 @@ impl KvBackend for EtcdBackend {
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>, StoreError> {
-        let answer = wait(self.gateway.range(&self.keys.full_key(key), None, false))?;
+        let answer = self.wait(self.gateway.range(&self.keys.full_key(key), None, false))?;
         Ok(answer
             .kvs
             .into_iter()
@@ -427,7 +435,7 @@ impl KvBackend for EtcdBackend {
             key: key.to_owned(),
             value: Value::from(value),
         };
-        let ack = wait(apply(&self.gateway, &self.keys, write))?;
+        let ack = self.wait(apply(&self.gateway, &self.keys, write))?;
         Ok(ack.unwrap_or_default())
     }
 
@@ -435,12 +443,12 @@ impl KvBackend for EtcdBackend {
         let write = Write::Delete {
             key: key.to_owned(),
         };
-        wait(apply(&self.gateway, &self.keys, write))
+        self.wait(apply(&self.gateway, &self.keys, write))
     }
 
     fn list(&self) -> Result<Vec<(String, Value)>, StoreError> {
         let keys = &self.keys;
-        let answer = wait(
+        let answer = self.wait(
             self.gateway
                 .range(&keys.prefix, Some(&keys.prefix_end), false),
         )?;
@@ -453,12 +461,15 @@ impl KvBackend for EtcdBackend {
 
     fn len(&self) -> Result<usize, StoreError> {
         let keys = &self.keys;
-        let answer = wait(self.gateway.range(&keys.prefix, Some(&keys.prefix_end), true))?;
+        let answer = self.wait(
+            self.gateway
+                .range(&keys.prefix, Some(&keys.prefix_end), true),
+        )?;
         Ok(usize::try_from(answer.count).unwrap_or(usize::MAX))
     }
 
     fn clear(&self) -> Result<WriteAck, StoreError> {
-        let ack = wait(apply(&self.gateway, &self.keys, Write::Clear))?;
+        let ack = self.wait(apply(&self.gateway, &self.keys, Write::Clear))?;
         Ok(ack.unwrap_or_default())
     }
 
@@ -474,13 +485,14 @@ impl KvBackend for EtcdBackend {
     fn submit(&self, write: Write, done: WriteDone) {
         let gateway = Arc::clone(&self.gateway);
         let keys = Arc::clone(&self.keys);
-        http::spawn(async move { done(apply(&gateway, &keys, write).await) });
+        self.gateway
+            .spawn(async move { done(apply(&gateway, &keys, write).await) });
     }
 
     fn checkpoint(&self) -> Result<CheckpointOutcome, StoreError> {
         let started = Instant::now();
-        let revision = wait(self.gateway.status())?.header.revision;
-        match wait(self.gateway.compact(revision)) {
+        let revision = self.wait(self.gateway.status())?.header.revision;
+        match self.wait(self.gateway.compact(revision)) {
             Ok(_) => {}
             // Compacted to this revision already (nothing was written since): nothing to do.
             Err(StoreError::Invalid(m)) if m.contains("compacted") => {}
@@ -502,9 +514,9 @@ impl KvBackend for EtcdBackend {
         max_bytes: usize,
     ) -> Result<Option<WalListing>, StoreError> {
         let keys = &self.keys;
-        let now = wait(self.gateway.status())?.header.revision;
+        let now = self.wait(self.gateway.status())?.header.revision;
         let window = |start| {
-            wait(
+            self.wait(
                 self.gateway
                     .history(&keys.prefix, &keys.prefix_end, start, now),
             )
@@ -574,7 +586,7 @@ impl KvBackend for EtcdBackend {
                 })
             }
             CrashMode::AllMembers => {
-                let killed = self.kill_members(&wait(self.gateway.members())?)?;
+                let killed = self.kill_members(&self.wait(self.gateway.members())?)?;
                 Ok(CrashReport {
                     killed_members: killed,
                     note: Some(
