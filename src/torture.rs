@@ -418,6 +418,9 @@ fn torture(opts: &TortureOptions) -> Result<Totals, String> {
         };
         let actual = read_all(server.addr)?;
         let check = model::check_cycle(&keys, &baseline, &pending, &actual);
+        for finding in &check.findings {
+            eprintln!("cycle {cycle:>4}: {finding}");
+        }
         let st = server.stats();
         if cycle == 0 {
             // The server's own promise: the torture holds every backend to what it says.

@@ -115,6 +115,30 @@ pub struct CycleCheck {
     pub lost: u64,
     /// Keys holding a value nobody wrote.
     pub phantom: u64,
+    /// What the first few of those keys hold, and what was done to them: the evidence a
+    /// failed check prints.
+    pub findings: Vec<String>,
+}
+
+/// How many failed keys a cycle describes.
+const FINDINGS: usize = 3;
+
+/// One failed key, in words: what it holds, what it held, and this cycle's operations on it.
+fn describe(key: &str, verdict: Verdict, baseline: &Effect, ops: &[Op], actual: &Effect) -> String {
+    let ops: Vec<String> = ops
+        .iter()
+        .filter(|o| o.touches(key))
+        .map(|o| {
+            format!(
+                "{:?} {:?} sent {} replied {} seq {:?}",
+                o.effect, o.outcome, o.sent, o.replied, o.sequence
+            )
+        })
+        .collect();
+    format!(
+        "{verdict:?} {key}: holds {actual:?}, held {baseline:?} when the cycle began; this cycle: [{}]",
+        ops.join("; ")
+    )
 }
 
 /// Check every key in `keys` (all keys ever used) against the model.
@@ -129,14 +153,28 @@ pub fn check_cycle(
     };
     let mut check = CycleCheck::default();
     for key in keys {
-        match check_key(key, &effect(baseline, key), ops, &effect(actual, key)) {
-            Verdict::Ok => {}
+        let (before, after) = (effect(baseline, key), effect(actual, key));
+        let verdict = check_key(key, &before, ops, &after);
+        match verdict {
+            Verdict::Ok => continue,
             Verdict::Lost => check.lost += 1,
             Verdict::Phantom => check.phantom += 1,
         }
+        if check.findings.len() < FINDINGS {
+            check
+                .findings
+                .push(describe(key, verdict, &before, ops, &after));
+        }
     }
     // Keys the writers never use must not appear either.
-    check.phantom += actual.keys().filter(|k| !keys.contains(k)).count() as u64;
+    for key in actual.keys().filter(|k| !keys.contains(k)) {
+        check.phantom += 1;
+        if check.findings.len() < FINDINGS {
+            check
+                .findings
+                .push(format!("Phantom {key}: a key no writer uses"));
+        }
+    }
     check
 }
 
@@ -188,6 +226,26 @@ mod tests {
             check_key("k", &Effect::Absent, &ops, &set("zzz")),
             Verdict::Phantom
         );
+    }
+
+    #[test]
+    fn a_failed_check_names_the_key_what_it_holds_and_what_was_done_to_it() {
+        let keys = ["k".to_string(), "j".to_string()];
+        let ops = [op("k", set("a"), 1, 2, Outcome::Acked, Some(1))];
+        let actual = BTreeMap::from([
+            ("k".to_string(), "zzz".to_string()),
+            ("stray".to_string(), "1".to_string()),
+        ]);
+        let check = check_cycle(&keys, &BTreeMap::new(), &ops, &actual);
+        assert_eq!((check.lost, check.phantom), (0, 2));
+        assert_eq!(check.findings.len(), 2, "{:?}", check.findings);
+        assert!(
+            check.findings[0].starts_with("Phantom k: holds Set(\"zzz\")")
+                && check.findings[0].contains("Set(\"a\") Acked"),
+            "{}",
+            check.findings[0]
+        );
+        assert!(check.findings[1].contains("stray"), "{}", check.findings[1]);
     }
 
     #[test]

@@ -75,9 +75,13 @@ summary=()
 status=0
 for row in "${rows[@]}"; do
   log=$(mktemp)
+  # The row's own exit status decides; grep (which finds nothing in a clean row) does not.
+  # PIPESTATUS is read right after the pipeline: any command in between replaces it.
+  set +e
   # shellcheck disable=SC2086
-  if ! "$walab" torture --cycles "$cycles" $row | tee "$log" | grep -E '^(torture:|cycle .*(lost +[1-9]|phantom [1-9]))' ; then :; fi
+  "$walab" torture --cycles "$cycles" $row | tee "$log" | grep -E '^(torture:|cycle .*(lost +[1-9]|phantom [1-9]))'
   rc=${PIPESTATUS[0]}
+  set -e
   summary+=("$(tail -n 1 "$log")")
   header=$(tail -n 3 "$log" | head -n 2)
   rm -f "$log"

@@ -365,17 +365,19 @@ mod tests {
         listener.local_addr().expect("addr").port()
     }
 
+    /// Endpoints on these ports of 127.0.0.1.
+    fn on_ports(ports: &[u16]) -> Endpoints {
+        let urls: Vec<String> = ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        Endpoints::new(&urls, Duration::from_secs(2)).expect("endpoints")
+    }
+
     #[test]
     fn nothing_reachable_names_every_endpoint_tried() {
         let (a, b) = (closed_port(), closed_port());
-        let endpoints = Endpoints::new(
-            &[
-                format!("http://127.0.0.1:{a}"),
-                format!("http://127.0.0.1:{b}"),
-            ],
-            Duration::from_secs(1),
-        )
-        .expect("endpoints");
+        let endpoints = on_ports(&[a, b]);
         let err = endpoints
             .wait(endpoints.post("/v3/kv/range", b"{}", None))
             .expect_err("nobody listens");
@@ -402,14 +404,7 @@ mod tests {
                 );
             }
         });
-        let endpoints = Endpoints::new(
-            &[
-                format!("http://127.0.0.1:{}", closed_port()),
-                format!("http://127.0.0.1:{port}"),
-            ],
-            Duration::from_secs(2),
-        )
-        .expect("endpoints");
+        let endpoints = on_ports(&[closed_port(), port]);
         let answer = endpoints
             .wait(endpoints.post("/v3/kv/range", b"{}", None))
             .expect("the live one");
