@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::http::{CallError, Endpoints};
+use super::http::{CallError, Endpoints, Repeat};
 use crate::StoreError;
 
 /// The header every answer carries.
@@ -227,7 +227,7 @@ impl Gateway {
 
     /// Store `value` under `key`.
     pub async fn put(&self, key: &[u8], value: &[u8]) -> Result<PutAnswer, StoreError> {
-        self.call_within(
+        self.change(
             "/v3/kv/put",
             &json!({ "key": B64.encode(key), "value": B64.encode(value) }),
             Some(WRITE_TIMEOUT),
@@ -245,7 +245,7 @@ impl Gateway {
         if let Some(end) = range_end {
             body["range_end"] = json!(B64.encode(end));
         }
-        self.call_within("/v3/kv/deleterange", &body, Some(WRITE_TIMEOUT))
+        self.change("/v3/kv/deleterange", &body, Some(WRITE_TIMEOUT))
             .await
     }
 
@@ -257,9 +257,10 @@ impl Gateway {
             header: Header,
         }
         let a: Answer = self
-            .call(
+            .change(
                 "/v3/kv/compaction",
                 &json!({ "revision": revision.to_string(), "physical": true }),
+                None,
             )
             .await?;
         Ok(a.header)
@@ -360,24 +361,37 @@ impl Gateway {
         }
     }
 
+    /// A call that changes nothing: it may be asked again of another member.
     async fn call<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, StoreError> {
-        self.call_within(path, body, None).await
+        self.send(path, body, None, Repeat::Safe).await
     }
 
-    async fn call_within<T: for<'de> Deserialize<'de>>(
+    /// A call that changes the store, answered within `timeout` (or the client's own):
+    /// never sent twice (see [`Repeat::Never`]).
+    async fn change<T: for<'de> Deserialize<'de>>(
         &self,
         path: &str,
         body: &impl Serialize,
         timeout: Option<Duration>,
     ) -> Result<T, StoreError> {
+        self.send(path, body, timeout, Repeat::Never).await
+    }
+
+    async fn send<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        timeout: Option<Duration>,
+        repeat: Repeat,
+    ) -> Result<T, StoreError> {
         let body = serde_json::to_vec(body).map_err(|e| StoreError::Storage(e.to_string()))?;
         let answer = self
             .client
-            .post(path, &body, timeout)
+            .post(path, &body, timeout, repeat)
             .await
             .map_err(unavailable)?;
         decode(answer.status, &answer.body)

@@ -1,13 +1,15 @@
 //! etcd's client endpoints behind one failover, over the lab's HTTP client
-//! ([`walab_client::Client`], one per endpoint), on a runtime of the backend's own.
+//! ([`walab_client::Client`], one per endpoint).
 //!
 //! Failover: a request goes to the endpoint that answered last. When that one cannot be
-//! reached (a member that was just killed), the next is tried, but only when nothing of an
-//! answer came back: no connection, or a connection closed before answering (a member
-//! killed mid-request). In the last case the member may have proposed the write before it
-//! died, so etcd can apply it twice: harmless for the lab's writes (a put or delete
-//! repeated leaves the same state; only the revision moves), and never a lost write. An
-//! answer cut short, or none within the time allowed, is never retried.
+//! reached (nothing listens: a member that was just killed), the next is tried. A request
+//! that may have reached a member (its connection closed before an answer, or no answer in
+//! time) is asked again of another member only when it changes nothing ([`Repeat::Safe`]). A
+//! change is never sent twice: a member that has no leader holds a proposal until it learns
+//! one, so a first copy can be applied seconds later, after writes acknowledged meanwhile,
+//! and undo them (a delete sent twice deleting the put that followed it). Torture's
+//! all-member kills found an acknowledged put gone that way. Such a write fails instead,
+//! unacknowledged; it may still be applied, as any write whose answer was lost.
 //!
 //! The runtime: the client is async, the backend trait synchronous. A call runs on the
 //! server's runtime when the server opened the backend, on a one-thread runtime of the
@@ -54,6 +56,15 @@ fn runtime_here() -> Handle {
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => handle,
         _ => own_runtime().handle().clone(),
     }
+}
+
+/// Whether a request that may have reached a member can be asked again of another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// It changes nothing (a range, a status): asking twice is harmless.
+    Safe,
+    /// It changes the store: a second copy could be applied after later writes.
+    Never,
 }
 
 /// Why a request got no answer.
@@ -162,6 +173,7 @@ impl Endpoints {
         path: &str,
         body: &[u8],
         timeout: Option<Duration>,
+        repeat: Repeat,
     ) -> Result<Answer, CallError> {
         let start = self.current.load(Ordering::Relaxed);
         let mut refused = Vec::new();
@@ -177,7 +189,10 @@ impl Endpoints {
                         .store(next % self.endpoints.len(), Ordering::Relaxed);
                     return Ok(answer);
                 }
-                Err(e) if e.not_sent() || matches!(e, ClientError::Unanswered(_)) => {
+                Err(e)
+                    if e.not_sent()
+                        || (repeat == Repeat::Safe && matches!(e, ClientError::Unanswered(_))) =>
+                {
                     refused.push(format!("{}: {e}", endpoint.url));
                 }
                 Err(source) => {
@@ -334,6 +349,8 @@ fn endpoint(url: &str, timeout: Duration) -> Result<Endpoint, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -379,7 +396,7 @@ mod tests {
         let (a, b) = (closed_port(), closed_port());
         let endpoints = on_ports(&[a, b]);
         let err = endpoints
-            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .wait(endpoints.post("/v3/kv/range", b"{}", None, Repeat::Safe))
             .expect_err("nobody listens");
         let text = err.to_string();
         assert!(matches!(err, CallError::Unreachable(_)), "{text}");
@@ -406,7 +423,7 @@ mod tests {
         });
         let endpoints = on_ports(&[closed_port(), port]);
         let answer = endpoints
-            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .wait(endpoints.post("/v3/kv/range", b"{}", None, Repeat::Safe))
             .expect("the live one");
         assert_eq!(
             (answer.status, answer.body.as_slice()),
@@ -414,8 +431,63 @@ mod tests {
         );
         assert_eq!(endpoints.current.load(Ordering::Relaxed), 1);
         let again = endpoints
-            .wait(endpoints.post("/v3/kv/range", b"{}", None))
+            .wait(endpoints.post("/v3/kv/range", b"{}", None, Repeat::Safe))
             .expect("again");
         assert_eq!(again.status, 200);
+    }
+
+    /// A member that reads each request and closes the connection without answering, and
+    /// one that answers `{}`; returns their ports and how many requests the second got.
+    fn a_member_that_hangs_up_and_one_that_answers() -> (u16, u16, Arc<AtomicUsize>) {
+        use std::io::{Read, Write};
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ports = (
+            silent.local_addr().expect("addr").port(),
+            live.local_addr().expect("addr").port(),
+        );
+        std::thread::spawn(move || {
+            for conn in silent.incoming() {
+                let mut conn = conn.expect("accept");
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+            }
+        });
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&asked);
+        std::thread::spawn(move || {
+            for conn in live.incoming() {
+                let mut conn = conn.expect("accept");
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        (ports.0, ports.1, asked)
+    }
+
+    #[test]
+    fn a_change_that_may_have_reached_a_member_is_never_sent_to_another() {
+        let (silent, live, asked) = a_member_that_hangs_up_and_one_that_answers();
+        let endpoints = on_ports(&[silent, live]);
+        let err = endpoints
+            .wait(endpoints.post("/v3/kv/put", b"{}", None, Repeat::Never))
+            .expect_err("the first member hung up");
+        assert!(matches!(err, CallError::NoAnswer { .. }), "{err}");
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            0,
+            "the put went to a second member"
+        );
+        // A read is asked again of the next member.
+        let endpoints = on_ports(&[silent, live]);
+        let answer = endpoints
+            .wait(endpoints.post("/v3/kv/range", b"{}", None, Repeat::Safe))
+            .expect("the second member answers a read");
+        assert_eq!(answer.status, 200);
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 }
