@@ -195,13 +195,10 @@ impl Endpoints {
                 {
                     refused.push(format!("{}: {e}", endpoint.url));
                 }
-                Err(source) => {
+                Err(e) => {
                     self.current
                         .store((at + 1) % self.endpoints.len(), Ordering::Relaxed);
-                    return Err(CallError::NoAnswer {
-                        endpoint: endpoint.url.clone(),
-                        source,
-                    });
+                    return Err(failed(&endpoint.url, e));
                 }
             }
         }
@@ -230,13 +227,7 @@ impl Endpoints {
         };
         post(client, path, body, Some(timeout))
             .await
-            .map_err(|e| match e {
-                e if e.not_sent() => CallError::Unreachable(format!("{url}: {e}")),
-                source => CallError::NoAnswer {
-                    endpoint: url.to_owned(),
-                    source,
-                },
-            })
+            .map_err(|e| failed(url, e))
     }
 
     /// POST to a streaming endpoint (`/v3/watch`) and collect its messages (one JSON
@@ -251,20 +242,13 @@ impl Endpoints {
         mut enough: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), CallError> {
         let endpoint = &self.endpoints[self.current.load(Ordering::Relaxed)];
-        let lost = |source| CallError::NoAnswer {
-            endpoint: endpoint.url.clone(),
-            source,
-        };
         let mut stream = endpoint
             .client
             .clone()
             .limit(self.timeout)
             .open("POST", path, JSON, body.to_vec())
             .await
-            .map_err(|e| match e {
-                e if e.not_sent() => CallError::Unreachable(format!("{}: {e}", endpoint.url)),
-                e => lost(e),
-            })?;
+            .map_err(|e| failed(&endpoint.url, e))?;
         if stream.status != 200 {
             return Err(CallError::NotAStream {
                 endpoint: endpoint.url.clone(),
@@ -283,7 +267,7 @@ impl Endpoints {
                     patience = quiet;
                 }
                 Ok(None) | Err(ClientError::Timeout(_)) => return Ok(()),
-                Err(e) => return Err(lost(e)),
+                Err(e) => return Err(failed(&endpoint.url, e)),
             }
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
@@ -294,6 +278,18 @@ impl Endpoints {
             }
         }
         Ok(())
+    }
+}
+
+/// What went wrong with a request to `url`, as the caller's error.
+fn failed(url: &str, e: ClientError) -> CallError {
+    if e.not_sent() {
+        CallError::Unreachable(format!("{url}: {e}"))
+    } else {
+        CallError::NoAnswer {
+            endpoint: url.to_owned(),
+            source: e,
+        }
     }
 }
 
