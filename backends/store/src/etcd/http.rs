@@ -3,13 +3,14 @@
 //!
 //! Failover: a request goes to the endpoint that answered last. When that one cannot be
 //! reached (nothing listens: a member that was just killed), the next is tried. A request
-//! that may have reached a member (its connection closed before an answer, or no answer in
-//! time) is asked again of another member only when it changes nothing ([`Repeat::Safe`]). A
-//! change is never sent twice: a member that has no leader holds a proposal until it learns
-//! one, so a first copy can be applied seconds later, after writes acknowledged meanwhile,
-//! and undo them (a delete sent twice deleting the put that followed it). Torture's
-//! all-member kills found an acknowledged put gone that way. Such a write fails instead,
-//! unacknowledged; it may still be applied, as any write whose answer was lost.
+//! whose connection closed before an answer may have reached the member: it is asked again
+//! of another member only when it changes nothing ([`Repeat::Safe`]). A change is never
+//! sent twice: a member can hold a proposal until it learns a leader, so a first copy can
+//! be applied after writes acknowledged meanwhile and undo them (a delete sent twice
+//! deleting the put that followed it). Torture's all-member kills found an acknowledged put
+//! undone while changes were sent again. Such a write fails instead, unacknowledged; it may
+//! still be applied, as any write whose answer was lost. A request with no answer in time
+//! is never asked again.
 //!
 //! The runtime: the client is async, the backend trait synchronous. A call runs on the
 //! server's runtime when the server opened the backend, on a one-thread runtime of the
