@@ -10,7 +10,7 @@
 //! A crate of its own, beside the backends rather than in the `walab` binary, because the
 //! etcd backend needs it too and a backend cannot depend on the programs above it.
 //!
-//! [`Client`] is async, for code on a runtime (the lab, the etcd backend's own runtime);
+//! [`Client`] is async, for code on a runtime (the lab, the etcd backend's calls);
 //! [`Blocking`] drives the same client on a runtime of its own in the caller's thread, for
 //! torture's writers, the experiments and the tests. [`Client::open`] reads an answer that
 //! never ends (etcd's watch) piece by piece.
