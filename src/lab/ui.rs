@@ -74,13 +74,18 @@ pub struct Target {
 /// What the proxy's handlers share.
 #[derive(Debug, Clone)]
 struct Proxy {
-    targets: Arc<Vec<Target>>,
-    /// One per target, in the same order: the client that passes requests on to it.
-    clients: Arc<Vec<Client>>,
+    targets: Arc<Vec<Route>>,
     bodies: ByteBudget,
     limits: Limits,
     /// Where `walab experiment` writes its runs (`--experiments`, default ./experiments).
     experiments: Arc<PathBuf>,
+}
+
+/// A child the page passes requests on to, and the client it passes them with.
+#[derive(Debug)]
+struct Route {
+    target: Target,
+    client: Client,
 }
 
 /// The page's router over `targets`, for a page listening on `bind_host`. Tests call this
@@ -92,18 +97,18 @@ pub fn router(
     experiments: PathBuf,
 ) -> Router {
     let guard = CrossSiteGuard::new(bind_host, Vec::new());
-    let clients = targets
-        .iter()
-        .map(|t| {
-            Client::tcp(&t.host, t.port)
+    let targets = targets
+        .into_iter()
+        .map(|target| Route {
+            client: Client::tcp(&target.host, target.port)
                 .one_connection_per_request()
                 .limit(PROXY_TIMEOUT)
-                .max_bytes(MAX_ANSWER_BYTES)
+                .max_bytes(MAX_ANSWER_BYTES),
+            target,
         })
         .collect();
     let shared = Proxy {
         targets: Arc::new(targets),
-        clients: Arc::new(clients),
         bodies: ByteBudget::new(MAX_BODY_BYTES_IN_FLIGHT),
         limits,
         experiments: Arc::new(experiments),
@@ -233,7 +238,7 @@ async fn lab_json(State(proxy): State<Proxy>) -> Json<serde_json::Value> {
     let backends: Vec<_> = proxy
         .targets
         .iter()
-        .map(|t| {
+        .map(|Route { target: t, .. }| {
             let mut entry = json!({
                 "backend": t.kind.as_str(),
                 "port": t.port,
@@ -285,12 +290,16 @@ async fn proxy(
         }
         Err(e) => return e.into_response(),
     };
-    let Some(at) = proxy
+    let Some(Route { target, client }) = proxy
         .targets
         .iter()
-        .position(|t| t.kind.as_str() == backend)
+        .find(|r| r.target.kind.as_str() == backend)
     else {
-        let running: Vec<&str> = proxy.targets.iter().map(|t| t.kind.as_str()).collect();
+        let running: Vec<&str> = proxy
+            .targets
+            .iter()
+            .map(|r| r.target.kind.as_str())
+            .collect();
         return error(
             StatusCode::NOT_FOUND,
             "unknown_backend",
@@ -322,8 +331,7 @@ async fn proxy(
             Some((name.as_str(), value))
         })
         .collect();
-    let target = &proxy.targets[at];
-    match proxy.clients[at]
+    match client
         .send(method.as_str(), &target_line, &forwarded, body.to_vec())
         .await
     {

@@ -114,8 +114,6 @@ pub struct Endpoints {
     endpoints: Vec<Endpoint>,
     /// The endpoint that answered last.
     current: AtomicUsize,
-    /// How long one answer may take.
-    timeout: Duration,
     /// Where the calls run (see [`runtime_here`]).
     runtime: Handle,
 }
@@ -136,7 +134,6 @@ impl Endpoints {
         Ok(Endpoints {
             endpoints,
             current: AtomicUsize::new(0),
-            timeout,
             runtime: runtime_here(),
         })
     }
@@ -243,10 +240,9 @@ impl Endpoints {
         mut enough: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), CallError> {
         let endpoint = &self.endpoints[self.current.load(Ordering::Relaxed)];
+        // The endpoint's client has the answer's time limit for the head.
         let mut stream = endpoint
             .client
-            .clone()
-            .limit(self.timeout)
             .open("POST", path, JSON, body.to_vec())
             .await
             .map_err(|e| failed(&endpoint.url, e))?;
